@@ -61,3 +61,18 @@ def test_bad_inputs(tmp_path, cli_env):
     assert r.returncode == 1 and 'key=value' in r.stderr
     r = run(['train', '--jsd', '--subset-per-class', '2', '--out', str(tmp_path/'z')], cli_env)
     assert r.returncode == 1 and '--jsd needs' in r.stderr
+
+
+def test_torchrun_ddp_two_processes_on_cpu(tmp_path, cli_env):
+    "Multi-process (DDP, gloo on CPU) training through torchrun: one checkpoint, written by the first process."
+    require_dataset('cifar10')
+    torchrun = os.path.join(os.path.dirname(sys.executable), 'torchrun')
+    r = subprocess.run([torchrun, '--standalone', '--nproc_per_node', '2', '-m', 'augflat.cli', 'train',
+                        '--dataset', 'cifar10', '--model', 'convnet_small', '--epochs', '1', '--subset-per-class', '10',
+                        '--test-subset-per-class', '5', '--batch-size', '32', '--no-progress', '--out', str(tmp_path/'ddp')],
+                       env=dict(cli_env, OMP_NUM_THREADS='1'), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    summary = json.loads((tmp_path/'ddp'/'train.json').read_text())
+    assert summary['meta']['world_size'] == 2 and summary['final']['epoch'] == 1
+    model, meta = load_checkpoint(tmp_path/'ddp')
+    assert meta['n_train'] == 100

@@ -1,0 +1,86 @@
+"""End to end: `augflat reproduce --preset smoke` from nothing, killed midway, resumed, then rerun in seconds."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from conftest import require_dataset
+from augflat.reproduce import (load_preset, plan, make_executor, _train_job, spec_for, NOTEBOOKS, render_report,
+                               write_result, claim)
+
+
+def reproduce_cmd(runs):
+    return [sys.executable, '-m', 'augflat.cli', 'reproduce', '--preset', 'smoke', '--runs', str(runs)]
+
+
+@pytest.mark.timeout(1500)
+def test_smoke_pipeline_killed_resumed_and_skipped(tmp_path, cli_env):
+    for d in ('cifar10', 'tinyimagenet', 'pacs'): require_dataset(d)
+    runs = tmp_path/'runs'
+    # 1. start, and kill it once the first model has finished training
+    p = subprocess.Popen(reproduce_cmd(runs), env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.time()
+    while time.time() - t0 < 600 and p.poll() is None:
+        if list((runs/'smoke'/'models').glob('*/train.json')): break
+        time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be killed:\n" + p.stdout.read()
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert not (runs/'smoke'/'REPORT.md').exists()
+    # 2. rerun: completes, reusing what was finished
+    r = subprocess.run(reproduce_cmd(runs), env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = (runs/'smoke'/'REPORT.md').read_text()
+    failures = json.loads((runs/'smoke'/'failures.json').read_text())
+    assert failures == [], failures
+    for name in NOTEBOOKS:
+        res = json.loads((runs/'smoke'/'results'/f'{name}.json').read_text())
+        assert res['rows'] and res['env']['torch'] and res['wall_s'] is not None, name
+        assert res['title'] in report
+        assert (runs/'smoke'/'notebooks'/NOTEBOOKS[name][0]).exists()       # executed copy under runs/
+    assert 'Claims checked' in report and ('held' in report)
+    assert (runs/'smoke'/'figures'/'figure2_ecdf.png').exists()
+    assert (runs/'smoke'/'tables'/'table3.csv').exists()
+    # the paper notebooks in nbs/ stay clean (no outputs written into them)
+    for nb in (Path(__file__).parents[1]/'nbs'/'paper').glob('*.ipynb'):
+        assert all(not c.get('outputs') for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code'), nb
+    # 3. a second run finishes in seconds: everything is done
+    t0 = time.time()
+    r = subprocess.run(reproduce_cmd(runs), env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0 and time.time() - t0 < 30, (time.time() - t0, r.stdout)
+    assert '0 to train' in r.stdout
+
+
+def test_failures_are_isolated_and_reported(tmp_path):
+    runs = tmp_path/'smoke'
+    write_result(runs, 'table6', [dict(label='x', values=dict(erm=1.0))], ['erm'], 'Table 6: clean accuracy',
+                 [claim('c', True, 'e')])
+    (runs/'failures.json').write_text(json.dumps([dict(name='table3', status='failed', error='ValueError: boom')]))
+    text = render_report(runs).read_text()
+    assert 'Table 6: clean accuracy' in text and '`table3` failed: ValueError: boom' in text
+
+
+def test_plan_trains_each_setup_once():
+    p = plan(load_preset('cpu'))
+    keys = [s.key for s in p['models']]
+    assert len(keys) == len(set(keys))
+    erm = spec_for(load_preset('cpu'), 'cifar', 'none')
+    assert set(p['models'][erm]) == {'flatness', 'robustness'}            # Tables 2, 3 and 6 share one model
+
+
+def test_bad_only_is_a_clear_error():
+    from augflat.core import AugflatError
+    with pytest.raises(AugflatError, match='choose from'):
+        plan(load_preset('smoke'), ['table42'])
+
+
+@pytest.mark.parametrize('kind', ['thread', 'dask'])
+def test_external_executors_run_jobs(kind, tmp_path):
+    pytest.importorskip('distributed') if kind == 'dask' else None
+    ex = make_executor(2, kind)
+    try:
+        futs = [ex.submit(pow, 2, k) for k in range(4)]
+        assert [f.result() for f in futs] == [1, 2, 4, 8]
+        # a failing training job is reported, not raised
+        bad = spec_for(load_preset('smoke'), 'cifar', 'no-such-aug')
+        r = ex.submit(_train_job, str(tmp_path), bad, {}, 'cpu').result()
+        assert r['status'] == 'failed' and 'no-such-aug' in r['error']
+    finally:
+        ex.shutdown()
