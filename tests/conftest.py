@@ -1,4 +1,6 @@
-import os, pytest
+import io, os, zipfile
+import numpy as np, pytest, torch
+from PIL import Image
 from augflat.core import AugflatError
 
 
@@ -16,3 +18,16 @@ def cli_env(tmp_path):
     env.setdefault('AUGFLAT_CACHE', os.path.expanduser('~/.cache/augflat'))
     env['PYTHONUNBUFFERED'] = '1'
     return env
+
+
+def zip_images(zname, prefix, n):
+    "n real images spread over an archive of ../shared/data (read straight from the zip), as a uint8 N×3×H×W tensor."
+    from augflat.core import data_roots
+    for root in data_roots():
+        if (root / zname).exists():
+            with zipfile.ZipFile(root / zname) as z:
+                names = sorted(m for m in z.namelist() if m.startswith(prefix) and m.lower().endswith(('.jpg', '.jpeg')))
+                names = names[::max(1, len(names) // n)][:n]
+                arr = [np.asarray(Image.open(io.BytesIO(z.read(m))).convert('RGB')) for m in names]
+            return torch.from_numpy(np.stack(arr)).permute(0, 3, 1, 2).contiguous()
+    pytest.skip(f"{zname} not found in the data roots (set AUGFLAT_DATA)")

@@ -6,23 +6,14 @@ import torch
 from PIL import Image, ImageOps, ImageEnhance
 from augflat.core import AugflatError, data_roots, make_generator
 from augflat.augment import ops as O
+from conftest import zip_images
 
-torch.set_num_threads(1)
 
-def _zip_images(zname, prefix, n):
-    for root in data_roots():
-        if (root / zname).exists():
-            with zipfile.ZipFile(root / zname) as z:
-                names = sorted(m for m in z.namelist() if m.startswith(prefix) and m.lower().endswith(('.jpg', '.jpeg')))
-                names = names[::max(1, len(names) // n)][:n]
-                arr = [np.asarray(Image.open(io.BytesIO(z.read(m))).convert('RGB')) for m in names]
-            return torch.from_numpy(np.stack(arr)).permute(0, 3, 1, 2).contiguous()
-    pytest.skip(f"{zname} not found in the data roots (set AUGFLAT_DATA)")
 
 @pytest.fixture(scope='module', params=['cifar10', 'tinyimagenet'])
 def images(request):
-    if request.param == 'cifar10': return _zip_images('cifar10.zip', 'cifar10/test/', 160)
-    return _zip_images('tiny-imagenet-200.zip', 'tiny-imagenet-200/val/images/', 60)
+    if request.param == 'cifar10': return zip_images('cifar10.zip', 'cifar10/test/', 160)
+    return zip_images('tiny-imagenet-200.zip', 'tiny-imagenet-200/val/images/', 60)
 
 def to_pil(x): return [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in x]
 def from_pil(ims): return torch.from_numpy(np.stack([np.asarray(i) for i in ims])).permute(0, 3, 1, 2)

@@ -7,7 +7,6 @@ import torch.nn as nn
 from augflat import flatness as fl
 from augflat.core import derive_seed, read_json
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
 H = torch.diag(torch.linspace(0.5, 4, 20)).double()
 
 def test_pacbayes_closed_form_absolute_noise():

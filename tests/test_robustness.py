@@ -113,7 +113,6 @@ def small_cifar_model():
     if not _have_cifar(): pytest.skip("CIFAR-10 not found in any data root (../shared/data/cifar10.zip)")
     from augflat.data import load_dataset, subset_per_class
     from augflat.models import get_model
-    torch.set_num_threads(2)
     out = cache_dir('tests', 'robustness', 'convnet_small16_cifar10_5k_e4')
     try:
         from augflat.train import train, Recipe, load_checkpoint

@@ -14,7 +14,6 @@ from augflat.theory import (per_sample_jacobians, linear_model_with_singular_val
                             fit_small, total_variation, log_covering_number, vc_term, theorem3_bound)
 from augflat.core import AugflatError
 
-torch.set_num_threads(1)   # shared, oversubscribed CI cores: one thread avoids OpenMP spinning
 
 
 @pytest.fixture
