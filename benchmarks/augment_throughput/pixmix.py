@@ -9,14 +9,14 @@ The reference runs one image at a time, the way a DataLoader worker runs the ori
 (shared with run.py), the mixing is numpy float32, and the conversion from and back to uint8 is included on both sides.
 """
 from __future__ import annotations
-import argparse, json, os, sys
+import sys
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import _pil_augmix_ops, cifar_images, best_rate  # noqa: E402  (the shared per-image AugMix ops)
+from run import _pil_augmix_ops, cifar_images, base_parser, time_case, finish  # noqa: E402  (shared with run.py)
 
 # ---------------------------------------------------------------- per-image reference: PixMix (original algorithm)
 def _get_ab(rng, beta):
@@ -51,42 +51,18 @@ def pil_pixmix(arr: np.ndarray, pics: np.ndarray, rng, ops, k=4, beta=3, severit
     return np.clip(np.rint(mixed * 255), 0, 255).astype(np.uint8)
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--n', type=int, default=1024, help='number of real CIFAR-10 images (default 1024)')
-    p.add_argument('--threads', type=int, default=1, help='torch threads for both sides (default 1; see README)')
-    p.add_argument('--repeats', type=int, default=3, help='timed repeats; the best is reported (default 3)')
-    p.add_argument('--device', default='cpu', help="device for the batched side: 'cpu' or 'cuda' (default cpu)")
-    p.add_argument('--batch', type=int, default=512, help='batch size for the batched side (default 512)')
+    p = base_parser(1024, 'torch threads for both sides (default 1; see README)')
     p.add_argument('--fractals', type=int, default=200, help='number of IFS mixing pictures (default 200, cached)')
-    p.add_argument('--out', default=None, help='optional JSON file for the results')
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     from augflat.augment.pixmix import PixMix
-    from augflat.core import make_generator
-    x = cifar_images(a.n); arrs = list(x.permute(0, 2, 3, 1).numpy())
-    dev = torch.device(a.device); xd = x.to(dev)
+    x = cifar_images(a.n)
     ours = PixMix(k=4, beta=3, severity=3, all_ops=True, n_fractals=a.fractals)
     pics = ours.pictures(x.shape[-1]).permute(0, 2, 3, 1).numpy()     # the same mixing pictures for both sides
-    ours.pictures(x.shape[-1], dev)
+    ours.pictures(x.shape[-1], torch.device(a.device))
     _, ops_all = _pil_augmix_ops(x.shape[-1])
-    g = make_generator(0, dev)
-    def batched():
-        for i in range(0, len(xd), a.batch): ours(xd[i:i + a.batch], generator=g)
-        if dev.type == 'cuda': torch.cuda.synchronize()
-    rng = np.random.default_rng(0)
-    def per_image(): return [pil_pixmix(arr, pics, rng, ops_all) for arr in arrs]
-    batched()  # warm-up
-    r_ours, r_pil = best_rate(batched, len(x), a.repeats), best_rate(per_image, len(x), a.repeats)
-    print(f"PixMix       batched ({dev.type}) {r_ours:9.0f} img/s | per-image PIL {r_pil:8.0f} img/s | ratio {r_ours / r_pil:5.2f}x")
-    info = dict(n_images=len(x), image_size=x.shape[-1], threads=a.threads, batch=a.batch, device=str(dev),
-                n_fractals=a.fractals, cpu_count=os.cpu_count(), load_avg=os.getloadavg(), torch=torch.__version__,
-                results={'PixMix': dict(batched_img_s=round(r_ours), pil_per_image_img_s=round(r_pil),
-                                        ratio=round(r_ours / r_pil, 2))})
-    print(json.dumps(info))
-    if a.out:
-        from augflat.core import write_json
-        write_json(a.out, info)
-    return info
+    result = time_case('PixMix', ours, lambda arr, rng: pil_pixmix(arr, pics, rng, ops_all), x, a)
+    return finish(a, x, {'PixMix': result}, n_fractals=a.fractals)
 
 if __name__ == '__main__':
     main()

@@ -104,43 +104,52 @@ def best_rate(fn, n_images, repeats):
         best = max(best, n_images / dt)
     return best
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--n', type=int, default=2048, help='number of real CIFAR-10 images (default 2048)')
-    p.add_argument('--threads', type=int, default=1, help='torch threads for the batched side; the Pillow side is single-threaded (default 1)')
+def base_parser(default_n: int, threads_help: str) -> argparse.ArgumentParser:
+    "The options every augmentation-throughput benchmark shares."
+    p = argparse.ArgumentParser(description=sys.modules['__main__'].__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--n', type=int, default=default_n, help=f'number of real CIFAR-10 images (default {default_n})')
+    p.add_argument('--threads', type=int, default=1, help=threads_help)
     p.add_argument('--repeats', type=int, default=3, help='timed repeats; the best is reported (default 3)')
     p.add_argument('--device', default='cpu', help="device for the batched side: 'cpu' or 'cuda' (default cpu)")
     p.add_argument('--batch', type=int, default=512, help='batch size for the batched side (default 512)')
     p.add_argument('--out', default=None, help='optional JSON file for the results')
-    a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    from augflat.augment.augmix import AugMix
-    from augflat.augment.randaug import RandAugment
+    return p
+
+def time_case(name, ours, ref, x, a) -> dict:
+    "Best rates of `ours` (batched on `a.device`, per-sample generator) and `ref(arr, rng)` (per image) on `x`."
     from augflat.core import make_generator
-    x = cifar_images(a.n); arrs = list(x.permute(0, 2, 3, 1).numpy())
-    dev = torch.device(a.device); xd = x.to(dev)
-    ops9, _ = _pil_augmix_ops(x.shape[-1])
-    cases = [('AugMix', AugMix(), lambda arr, rng: pil_augmix(arr, rng, ops9)),
-             ('RandAugment', RandAugment(), lambda arr, rng: pil_randaugment(arr, rng))]
-    results = {}
-    for name, ours, ref in cases:
-        g = make_generator(0, dev)
-        def batched():
-            for i in range(0, len(xd), a.batch): ours(xd[i:i + a.batch], generator=g)
-            if dev.type == 'cuda': torch.cuda.synchronize()
-        rng = np.random.default_rng(0)
-        def per_image(): return [ref(arr, rng) for arr in arrs]
-        batched()   # warm-up (allocations, CUDA kernels)
-        r_ours, r_pil = best_rate(batched, len(x), a.repeats), best_rate(per_image, len(x), a.repeats)
-        results[name] = dict(batched_img_s=round(r_ours), pil_per_image_img_s=round(r_pil), ratio=round(r_ours / r_pil, 2))
-        print(f"{name:12s} batched ({dev.type}) {r_ours:9.0f} img/s | per-image PIL {r_pil:8.0f} img/s | ratio {r_ours / r_pil:5.2f}x")
-    info = dict(n_images=len(x), image_size=x.shape[-1], threads=a.threads, batch=a.batch, device=str(dev),
-                cpu_count=os.cpu_count(), load_avg=os.getloadavg(), torch=torch.__version__, results=results)
+    dev = torch.device(a.device); xd = x.to(dev); arrs = list(x.permute(0, 2, 3, 1).numpy())
+    g = make_generator(0, dev)
+    def batched():
+        for i in range(0, len(xd), a.batch): ours(xd[i:i + a.batch], generator=g)
+        if dev.type == 'cuda': torch.cuda.synchronize()
+    rng = np.random.default_rng(0)
+    def per_image(): return [ref(arr, rng) for arr in arrs]
+    batched()   # warm-up (allocations, CUDA kernels)
+    r_ours, r_pil = best_rate(batched, len(x), a.repeats), best_rate(per_image, len(x), a.repeats)
+    print(f"{name:12s} batched ({dev.type}) {r_ours:9.0f} img/s | per-image PIL {r_pil:8.0f} img/s | ratio {r_ours / r_pil:5.2f}x")
+    return dict(batched_img_s=round(r_ours), pil_per_image_img_s=round(r_pil), ratio=round(r_ours / r_pil, 2))
+
+def finish(a, x, results: dict, **extra) -> dict:
+    "Print the run's JSON record and write it to `a.out` when asked."
+    info = dict(n_images=len(x), image_size=x.shape[-1], threads=a.threads, batch=a.batch, device=str(torch.device(a.device)),
+                **extra, cpu_count=os.cpu_count(), load_avg=os.getloadavg(), torch=torch.__version__, results=results)
     print(json.dumps(info))
     if a.out:
         from augflat.core import write_json
         write_json(a.out, info)
     return info
+
+def main(argv=None):
+    a = base_parser(2048, 'torch threads for the batched side; the Pillow side is single-threaded (default 1)').parse_args(argv)
+    torch.set_num_threads(a.threads)
+    from augflat.augment.augmix import AugMix
+    from augflat.augment.randaug import RandAugment
+    x = cifar_images(a.n)
+    ops9, _ = _pil_augmix_ops(x.shape[-1])
+    cases = [('AugMix', AugMix(), lambda arr, rng: pil_augmix(arr, rng, ops9)),
+             ('RandAugment', RandAugment(), lambda arr, rng: pil_randaugment(arr, rng))]
+    return finish(a, x, {name: time_case(name, ours, ref, x, a) for name, ours, ref in cases})
 
 if __name__ == '__main__':
     main()
