@@ -524,8 +524,9 @@ def table_markdown(study: dict) -> str:
                      + head + body)
     return "\n".join(parts)
 
-def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None):
-    "Figure 2: eCDF curves per augmentation (seaborn), log distance axis; one row per dataset present."
+def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None, anchored: dict | None = None):
+    """Figure 2: eCDF curves per augmentation (seaborn), log distance axis; one row per dataset present. The γ grid is
+    drawn dotted; `anchored` ({dataset: γ}) adds the AugMix-anchored grid the report's Table 1 reads, dashed."""
     import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
     present = {k: v for k, v in study.items() if not isinstance(v, str)}
     if not present: raise AugflatError("no dataset was present: nothing to plot", "check the data root (AUGFLAT_DATA)")
@@ -538,10 +539,13 @@ def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None
         for ax, zoom in zip(row, (False, True)):
             sns.ecdfplot(data=df, x='distance', hue='augmentation', log_scale=(True, False), ax=ax)
             for gm in gam: ax.axvline(gm, color='grey', lw=0.6, ls=':')
+            for gm in (anchored or {}).get(ds_name, ()): ax.axvline(gm, color='tab:red', lw=0.6, ls='--')
             ax.set_xlabel(f"distance to original (values < {lo:g} drawn at {lo:g})")
             if zoom:
                 ax.set_yscale('log'); ax.set_ylim(1 / (df.groupby('augmentation').size().max() + 1), 1)
-                ax.set_xlim(lo, max(gam) * 4); ax.set_title(f"{ds_name}: proximal region (γ1..γ4 dotted)")
+                ax.set_xlim(lo, max(gam) * 4)
+                ax.set_title(f"{ds_name}: proximal region (γ1..γ4 dotted" +
+                             ("; anchored γ1..γ4 dashed)" if ds_name in (anchored or {}) else ")"))
             else: ax.set_title(f"{ds_name}: eCDF of augmented-vs-original distances")
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -620,7 +624,8 @@ def density_report(datasets=('cifar10',), augs=REFERENCE_AUGS, user_aug=None, n_
         (out / 'density_table.md').write_text(report_markdown(report))
         if any(not isinstance(v, str) for v in study.values()):
             import matplotlib.pyplot as plt
-            fig = plot_ecdfs(study); fig.savefig(out / 'density_ecdf.png', dpi=120); plt.close(fig)
+            anchored = {d: e['anchored']['gammas'] for d, e in report['datasets'].items() if 'gammas' in e.get('anchored', {})}
+            fig = plot_ecdfs(study, anchored=anchored); fig.savefig(out / 'density_ecdf.png', dpi=120); plt.close(fig)
         write_json(out / 'density.json', {k: v for k, v in report.items() if k != 'study'})
         report['files'] = [str(out / f) for f in ('density.json', 'density_table.csv', 'density_table.md', 'density_ecdf.png')]
     return report

@@ -300,6 +300,7 @@ def build_augmentation(name: str | None, params: dict | None = None, jsd: bool =
     "(augmentation or None, loss hook or None) for the command line and the paper notebooks."
     if name in (None, 'none', ''):
         if jsd: raise AugflatError("--jsd needs an augmentation (e.g. --aug augmix)")
+        if params: raise AugflatError(f"augmentation parameters {sorted(params)} given without an augmentation", "add --aug NAME (see `augflat augs`)")
         return None, None
     from augflat.augment.registry import get_augmentation
     aug = get_augmentation(name, **(params or {}))
