@@ -8,20 +8,38 @@ import argparse, importlib, importlib.util, sys
 from .core import AugflatError
 
 # %% auto #0
-__all__ = ['CLI_MODULES', 'build_parser', 'main']
+__all__ = ['CLI_MODULES', 'HelpFormatter', 'ArgumentParser', 'build_parser', 'main', 'positive_int', 'nonnegative_int',
+           'positive_float', 'number_list', 'deprecated_alias']
 
 # %% ../nbs/61_cli.ipynb #08ee5646
-CLI_MODULES = ['augflat.data', 'augflat.models', 'augflat.train', 'augflat.density', 'augflat.corrupt',
-               'augflat.flatness', 'augflat.robustness', 'augflat.domainbed', 'augflat.reproduce']
+CLI_MODULES = ['augflat.data', 'augflat.models', 'augflat.augment.registry', 'augflat.train', 'augflat.density',
+               'augflat.corrupt', 'augflat.flatness', 'augflat.robustness', 'augflat.domainbed', 'augflat.reproduce']
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    "Appends each option's default to its help, unless there is none (None, a flag's False) or the help states it."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if action.default is None or action.default is False or action.default == [] or '(default' in h: return h
+        return super()._get_help_string(action)
+
+class ArgumentParser(argparse.ArgumentParser):
+    "Subcommand parsers that show defaults in --help and report a bad argument as one `augflat: error:` line."
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('formatter_class', HelpFormatter)
+        super().__init__(*args, **kwargs)
+    def error(self, message):
+        command = self.prog.partition(' ')[2]
+        self.exit(2, f"augflat: error: {command + ': ' if command else ''}{message}\n"
+                     f"  hint: `{self.prog} --help` lists the options and their defaults\n")
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='augflat', description=(
+    p = ArgumentParser(prog='augflat', description=(
         "augflat: augmentations, proximal density, flat minima and robustness, from the paper "
         "'A Flat Minima Perspective on Understanding Augmentations and Model Robustness'. "
         "Data is looked up in $AUGFLAT_DATA, ./data, ../shared/data."))
     from augflat import __version__
     p.add_argument('--version', action='version', version=f'augflat {__version__}')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')   # subparsers are ArgumentParser too (type(p))
     for name in CLI_MODULES:
         if importlib.util.find_spec(name) is None: continue
         mod = importlib.import_module(name)
@@ -31,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "Entry point of the `augflat` console script."
     p = build_parser()
-    args = p.parse_args(argv)
+    try: args = p.parse_args(argv)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 2    # --help (0) or a bad argument (2)
     if not getattr(args, 'func', None): p.print_help(); return 2
     try:
         args.func(args)
@@ -40,6 +59,40 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("augflat: interrupted; finished work is kept (rerun the same command to resume)", file=sys.stderr); return 130
     return 0
+
+# %% ../nbs/61_cli.ipynb #8a673643
+def _number(text: str, kind=int, ok=lambda v: True, what='a number'):
+    try: v = kind(text)
+    except ValueError: v = None
+    if v is None or v != v or not ok(v): raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")   # v != v: NaN
+    return v
+
+def positive_int(text: str) -> int: return _number(text, int, lambda v: v >= 1, 'an integer >= 1')
+def nonnegative_int(text: str) -> int: return _number(text, int, lambda v: v >= 0, 'an integer >= 0')
+def positive_float(text: str) -> float: return _number(text, float, lambda v: 0 < v < float('inf'), 'a number > 0')
+
+def number_list(kind=float, ok=lambda v: True, what='numbers'):
+    "An argparse type for a comma-separated list of numbers of `kind`, each passing `ok`."
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(',') if t.strip()]
+        try:
+            if not items: raise argparse.ArgumentTypeError()
+            return [_number(t, kind, ok, what) for t in items]
+        except argparse.ArgumentTypeError: raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    return parse
+
+class _DeprecatedAlias(argparse.Action):
+    def __init__(self, option_strings, dest, new: str = '', **kw):
+        self.new = new; super().__init__(option_strings, dest, **kw)
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"augflat: warning: {option_string} is deprecated, use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+
+def deprecated_alias(parser, old: str, new: str, flag: bool = False):
+    "Accept the old spelling `old` of option `new` (hidden from --help, warns when used) so existing scripts keep working."
+    dest = parser._option_string_actions[new].dest
+    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, nargs=0 if flag else None,
+                        help=argparse.SUPPRESS, default=argparse.SUPPRESS)
 
 # %% ../nbs/61_cli.ipynb #08366cd0
 #| eval: false

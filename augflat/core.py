@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['AugflatError', 'derive_seed', 'seed_everything', 'make_generator', 'seed_worker', 'get_device', 'repo_root',
            'data_roots', 'package_file', 'paper_numbers', 'cache_dir', 'atomic_path', 'atomic_torch_save', 'write_json',
-           'read_json', 'append_jsonl', 'env_info', 'Timer', 'show_images']
+           'read_json', 'append_jsonl', 'writable_dir', 'new_dirs_removed_on_error', 'env_info', 'Timer', 'show_images']
 
 # %% ../nbs/00_core.ipynb #ae197d00
 class AugflatError(Exception):
@@ -87,14 +87,45 @@ def cache_dir(*parts) -> Path:
     return d
 
 # %% ../nbs/00_core.ipynb #7b7abad1
+_UMASK = os.umask(0); os.umask(_UMASK)      # read once at import: os.umask can only be read by setting it
+_FILE_MODE = 0o666 & ~_UMASK                 # what open() would give; mkstemp's 0600 would hide results from co-workers
+_LOW_SPACE = 1 << 20                         # bytes: below this after a failed write, the disk is taken to be full
+
+def _is_write_failure(e: BaseException) -> bool:
+    # torch.save reports a short write as "[enforce fail at inline_container.cc:...] unexpected pos", not as OSError
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and 'inline_container' in str(e))
+
+def _write_error(path: Path, e: BaseException, free: int | None) -> AugflatError:
+    "The one-line error for a failed write of `path`: disk full, not writable, or the system's reason."
+    import errno
+    full = getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < _LOW_SPACE)
+    kept = f"{path} keeps its previous version" if path.exists() else f"nothing was written to {path}"
+    if full: return AugflatError(f"disk full while writing {path}", f"{kept}; free space on its disk and rerun")
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+    return AugflatError(f"cannot write {path}: {reason}", f"{kept}; choose a folder you can write to")
+
+def _free_bytes(folder) -> int | None:
+    import shutil
+    try: return shutil.disk_usage(folder).free
+    except OSError: return None
+
 @contextmanager
 def atomic_path(path):
-    "Yield a temporary path beside `path`; on success rename it over `path`, on failure remove it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    """Yield a temporary path beside `path`; on success rename it over `path` (mode 0644 under the usual umask),
+    on failure remove it. A failed write (read-only folder, full disk) raises an `AugflatError` saying which."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    except OSError as e: raise _write_error(path, e, _free_bytes(path.parent if path.parent.exists() else '.')) from None
     try:
         yield Path(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
+    except BaseException as e:
+        if not _is_write_failure(e): raise
+        free = _free_bytes(path.parent)          # measured while the partial file still takes its space
+        raise _write_error(path, e, free) from None
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
@@ -110,9 +141,24 @@ def _jsonable(o):
     if isinstance(o, torch.device): return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
+def _keep_unwritten(path: Path, text: str) -> str:
+    "Save a result that could not be written to `path` elsewhere (or print it); returns where it went, for the hint."
+    try:
+        alt = cache_dir('unwritten')/f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{path.name}"
+        alt.write_text(text)
+        return f"the result is kept at {alt}: move it to {path}"
+    except OSError:
+        print(text, end='')                       # the last place left: stdout, to be redirected into a file
+        return f"the result was printed to stdout instead: save it as {path}"
+
 def write_json(path, obj, indent=2):
-    "Write `obj` as JSON atomically (numpy/torch scalars and paths are converted)."
-    with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=indent, default=_jsonable) + '\n')
+    """Write `obj` as JSON atomically (numpy/torch scalars and paths are converted). If `path` cannot be written, the
+    JSON is kept under the cache's `unwritten/` folder (or printed) and the raised `AugflatError` says where."""
+    text = json.dumps(obj, indent=indent, default=_jsonable) + '\n'
+    try:
+        with atomic_path(path) as tmp: tmp.write_text(text)
+    except AugflatError as e:
+        raise AugflatError(str(e).split('\n  hint: ')[0], _keep_unwritten(Path(path), text)) from None
     return Path(path)
 
 def read_json(path): return json.loads(Path(path).read_text())
@@ -121,6 +167,28 @@ def append_jsonl(path, obj):
     "Append one JSON line (metrics logs); a line is written with a single `write` call."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'a') as f: f.write(json.dumps(obj, default=_jsonable) + '\n')
+
+def writable_dir(path) -> Path:
+    "Create folder `path` if needed and check a file can be written in it: fail at the start, not after the work."
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix='.augflat-write-probe.'); os.close(fd); os.remove(probe)
+    except OSError as e:
+        raise AugflatError(f"cannot write to {path}: {e.strerror or e}", "choose a folder you can write to") from None
+    return path
+
+@contextmanager
+def new_dirs_removed_on_error(path):
+    "Folders created on the way to `path` inside this block are removed again, if still empty, when the block fails."
+    path = Path(path).absolute()
+    missing = [p for p in [path, *path.parents] if not p.exists()]       # deepest first
+    try: yield path
+    except BaseException:
+        for p in missing:
+            try: p.rmdir()
+            except OSError: break                # not empty (or gone): keep it and everything above it
+        raise
 
 # %% ../nbs/00_core.ipynb #96ef635d
 def env_info(device=None) -> dict:

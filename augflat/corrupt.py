@@ -1155,23 +1155,25 @@ def load_p(p_dir, name: str):
 
 # %% ../nbs/51_corrupt.ipynb #25322f61
 def register_cli(subparsers):
+    from augflat.cli import positive_int, number_list
     p = subparsers.add_parser('corrupt', help='generate -C / -C-bar / -P sets in the released layout',
                               description='Generate corrupted copies of a test set (CIFAR-10-C layout: <name>.npy '
                                           'severity-major + labels.npy + manifest.json), seeded, parallel, resumable.')
     p.add_argument('--dataset', default='cifar10', help="dataset name (cifar10, cifar100, tinyimagenet) or image folder")
-    p.add_argument('--split', default='test')
+    p.add_argument('--split', default='test', help='the split to corrupt')
     p.add_argument('--set', default='c', choices=['c', 'extra', 'c+extra', 'cbar', 'p'],
                    help="c: 15 -C corruptions; extra: speckle/gaussian blur/spatter/saturate; cbar: 10 -C-bar; p: -P")
-    p.add_argument('--n', type=int, default=None, help='a class-balanced subset of n test images (default: all)')
+    p.add_argument('--n', type=positive_int, default=None, help='a class-balanced subset of n test images (default: all)')
     p.add_argument('--corruptions', default=None, help='comma-separated names (or -P types with --set p)')
-    p.add_argument('--severities', default='1,2,3,4,5', help='comma-separated severities (default 1..5)')
+    p.add_argument('--severities', default=[1, 2, 3, 4, 5], type=number_list(int, lambda s: 1 <= s <= 5, 'severities 1..5'),
+                   help='comma-separated severities (default 1..5)')
     p.add_argument('--table', default=None, choices=list(SEVERITY_TABLES), help='severity table (default: by image size)')
     p.add_argument('--out', default=None, help='output directory (default: the augflat cache)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--difficulty', type=int, default=1, help='-P noise difficulty 1..3')
+    p.add_argument('--seed', type=int, default=0, help='seed of the subset and the corruption noise')
+    p.add_argument('--workers', type=positive_int, default=2, help='worker processes')
+    p.add_argument('--difficulty', type=int, default=1, choices=[1, 2, 3], help='-P noise difficulty')
     p.add_argument('--reference-eval', action='store_true', help='-P: the reference evaluation list (spatter for snow)')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.set_defaults(func=_cli_corrupt)
     return p
 
@@ -1184,7 +1186,7 @@ def _cli_corrupt(args):
                        progress=not args.no_progress)
     else:
         d = generate_c(args.dataset, args.split, args.out, set=args.set, corruptions=names,
-                       severities=[int(s) for s in args.severities.split(',')], n=args.n, seed=args.seed,
+                       severities=args.severities, n=args.n, seed=args.seed,
                        workers=args.workers, progress=not args.no_progress, table=args.table)
     print(f"wrote {d} in {time.perf_counter() - t0:.1f}s")
     return d

@@ -275,10 +275,11 @@ def register_cli(sub):
     dsub = p.add_subparsers(dest='data_cmd', required=True)
     dsub.add_parser('info', help='list the data roots and which datasets are found').set_defaults(func=_cli_info)
     d = dsub.add_parser('download', help="download cifar10|cifar100 with torchvision (needs internet)")
-    d.add_argument('name', choices=['cifar10', 'cifar100']); d.add_argument('--root', default=None)
+    d.add_argument('name', choices=['cifar10', 'cifar100'], help='the dataset to download')
+    d.add_argument('--root', default=None, help='where to put it (default: $AUGFLAT_DATA, else ./data)')
     d.set_defaults(func=lambda a: print(f"downloaded {a.name} to {download(a.name, a.root)}"))
     pr = dsub.add_parser('prepare', help='decode datasets once into the tensor cache')
-    pr.add_argument('names', nargs='+'); pr.set_defaults(func=_cli_prepare)
+    pr.add_argument('names', nargs='+', help='dataset names or paths (see `augflat data info`)'); pr.set_defaults(func=_cli_prepare)
 
 def _cli_info(args):
     print('data roots (in lookup order):'); [print('  ', r) for r in data_roots()]

@@ -524,8 +524,9 @@ def table_markdown(study: dict) -> str:
                      + head + body)
     return "\n".join(parts)
 
-def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None):
-    "Figure 2: eCDF curves per augmentation (seaborn), log distance axis; one row per dataset present."
+def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None, anchored: dict | None = None):
+    """Figure 2: eCDF curves per augmentation (seaborn), log distance axis; one row per dataset present. The γ grid is
+    drawn dotted; `anchored` ({dataset: γ}) adds the AugMix-anchored grid the report's Table 1 reads, dashed."""
     import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
     present = {k: v for k, v in study.items() if not isinstance(v, str)}
     if not present: raise AugflatError("no dataset was present: nothing to plot", "check the data root (AUGFLAT_DATA)")
@@ -538,10 +539,13 @@ def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None
         for ax, zoom in zip(row, (False, True)):
             sns.ecdfplot(data=df, x='distance', hue='augmentation', log_scale=(True, False), ax=ax)
             for gm in gam: ax.axvline(gm, color='grey', lw=0.6, ls=':')
+            for gm in (anchored or {}).get(ds_name, ()): ax.axvline(gm, color='tab:red', lw=0.6, ls='--')
             ax.set_xlabel(f"distance to original (values < {lo:g} drawn at {lo:g})")
             if zoom:
                 ax.set_yscale('log'); ax.set_ylim(1 / (df.groupby('augmentation').size().max() + 1), 1)
-                ax.set_xlim(lo, max(gam) * 4); ax.set_title(f"{ds_name}: proximal region (γ1..γ4 dotted)")
+                ax.set_xlim(lo, max(gam) * 4)
+                ax.set_title(f"{ds_name}: proximal region (γ1..γ4 dotted" +
+                             ("; anchored γ1..γ4 dashed)" if ds_name in (anchored or {}) else ")"))
             else: ax.set_title(f"{ds_name}: eCDF of augmented-vs-original distances")
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -620,7 +624,8 @@ def density_report(datasets=('cifar10',), augs=REFERENCE_AUGS, user_aug=None, n_
         (out / 'density_table.md').write_text(report_markdown(report))
         if any(not isinstance(v, str) for v in study.values()):
             import matplotlib.pyplot as plt
-            fig = plot_ecdfs(study); fig.savefig(out / 'density_ecdf.png', dpi=120); plt.close(fig)
+            anchored = {d: e['anchored']['gammas'] for d, e in report['datasets'].items() if 'gammas' in e.get('anchored', {})}
+            fig = plot_ecdfs(study, anchored=anchored); fig.savefig(out / 'density_ecdf.png', dpi=120); plt.close(fig)
         write_json(out / 'density.json', {k: v for k, v in report.items() if k != 'study'})
         report['files'] = [str(out / f) for f in ('density.json', 'density_table.csv', 'density_table.md', 'density_ecdf.png')]
     return report
@@ -685,14 +690,20 @@ def _run_cli(args):
             raise AugflatError("--distance feature needs --checkpoint PATH", "train one with `augflat train`, or use --distance l2")
         from augflat.train import load_checkpoint
         model, _ = load_checkpoint(args.checkpoint, device=str(get_device(args.device)))
-    gammas = [float(g) for g in args.gammas.split(',')] if args.gammas else None
+    from augflat.core import writable_dir, new_dirs_removed_on_error
+    gammas = args.gammas                          # already a list of positive floats (argparse type)
     augs = tuple(a.strip() for a in args.augs.split(',') if a.strip())
-    if not args.quiet:
+    with new_dirs_removed_on_error(args.out):     # fail now if --out cannot be written, and leave no empty folder
+        writable_dir(args.out)
+        return _density_cli_run(args, model, gammas, augs)
+
+def _density_cli_run(args, model, gammas, augs):
+    if not args.no_progress:
         print(f"density: {args.dataset} × {len(augs)} augmentations, {args.n_images} images × "
               f"{args.samples_per_image} samples, distance {args.distance}", file=sys.stderr)
     rep = density_report(tuple(d.strip() for d in args.dataset.split(',')), augs, args.aug, args.n_images,
                          args.samples_per_image, args.distance, gammas, args.out, args.seed, args.batch_size,
-                         args.device, progress=not args.quiet, model=model,
+                         args.device, progress=not args.no_progress, model=model,
                          measure_combinations=args.measure_combinations, p=args.p, checkpoint=args.checkpoint)
     print(report_markdown(rep))
     print(f"wrote {', '.join(rep.get('files', []))} in {rep['wall_s']:.0f} s")
@@ -700,24 +711,28 @@ def _run_cli(args):
 
 def register_cli(subparsers):
     "Add `augflat density` to an argparse subparsers object."
+    from augflat.cli import positive_int, number_list, deprecated_alias
     p = subparsers.add_parser('density', help="proximal density (Table 1, Figure 2) of the reference augmentations and your own",
         description="Measure how much of each augmentation's mass lies near the original image: the eCDF of "
                     "augmented-vs-original distances read at four small γ (Table 1), curves (Figure 2), a rank for "
                     "your augmentation and forecasts for combinations (Appendix E.1).")
     p.add_argument('--dataset', default='cifar10', help="dataset name(s), comma-separated: cifar10, cifar100, tinyimagenet, imagenet, or a path (absent ones are reported, not fatal)")
-    p.add_argument('--n-images', type=int, default=500, help="images per dataset (a seeded random subset of the test split)")
-    p.add_argument('--samples-per-image', type=int, default=20, help="augmented samples per image (S)")
+    p.add_argument('--n-images', type=positive_int, default=500, help="images per dataset (a seeded random subset of the test split)")
+    p.add_argument('--samples-per-image', type=positive_int, default=20, help="augmented samples per image (S)")
     p.add_argument('--augs', default=','.join(REFERENCE_AUGS), help="reference augmentations (registry names), comma-separated")
     p.add_argument('--aug', default=None, help="your augmentation as 'package.module:callable' (takes and returns a uint8 N×C×H×W batch, optionally generator=)")
     p.add_argument('--distance', default='l2', help="l2 (pixel, normalised per dimension), linf, feature (needs --checkpoint), or module:callable")
     p.add_argument('--checkpoint', default=None, help="model checkpoint for --distance feature (and model-dependent augmentations)")
-    p.add_argument('--gammas', default=None, help="override the γ grid: comma-separated floats")
+    p.add_argument('--gammas', default=None, type=number_list(float, lambda v: 0 < v < float('inf'), 'positive numbers'),
+                   help="override the γ grid: comma-separated positive numbers in the distance's unit "
+                        f"(default for l2: {','.join(map(str, DEFAULT_GAMMAS['l2']))})")
     p.add_argument('--measure-combinations', action='store_true', help="also measure the registry's combined augmentations (deepaug+augmix, ...) beside the forecasts")
     p.add_argument('--p', type=float, default=0.5, help="mixture weight for the combination forecast")
-    p.add_argument('--batch-size', type=int, default=2048, help="augmented samples per augmentation call")
-    p.add_argument('--device', default=None, help="cpu, cuda or auto (default)")
+    p.add_argument('--batch-size', type=positive_int, default=2048, help="augmented samples per augmentation call")
+    p.add_argument('--device', default=None, help="cpu, cuda or auto (default: auto)")
     p.add_argument('--out', default='runs/density', help="output folder for density.json, density_table.csv/.md, density_ecdf.png")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--quiet', action='store_true', help="no progress bars")
+    p.add_argument('--seed', type=int, default=0, help="seed of the image subset and the augmentation draws")
+    p.add_argument('--no-progress', action='store_true', help="no progress bars")
+    deprecated_alias(p, '--quiet', '--no-progress', flag=True)
     p.set_defaults(func=_run_cli)
     return p

@@ -270,8 +270,8 @@ def _cli_domainbed(args):
     if args.test_envs:
         envs = [int(t) if t.isdigit() else t for t in args.test_envs.split(',')]
     res = run_domainbed(args.dataset, args.aug, args.steps, args.trials, envs, args.backbone, args.image_size,
-                        args.seed, args.out_dir, args.batch_size, args.lr, args.weight_decay, args.checkpoint_freq,
-                        args.holdout, args.weights, args.device, progress=True)
+                        args.seed, args.out, args.batch_size, args.lr, args.weight_decay, args.checkpoint_freq,
+                        args.holdout, args.weights, args.device, progress=not args.no_progress)
     print(format_result(res))
     for d in res['deviations']: print("deviation:", d)
     print(f"wrote {Path(res['out_dir'])/'result.json'}")
@@ -279,25 +279,28 @@ def _cli_domainbed(args):
 
 def register_cli(subparsers):
     "Add `augflat domainbed` to the augflat command."
+    from augflat.cli import positive_int, positive_float, deprecated_alias
     p = subparsers.add_parser('domainbed', help="leave-one-domain-out ERM (DomainBed protocol) on PACS / OfficeHome",
                               description="Train ERM on all but one domain (each in turn), select checkpoints by "
                               "training-domain validation, and report per-domain test accuracy averaged over trials.")
     p.add_argument('--dataset', default='pacs', help="pacs (default), officehome, or a <domain>/<class>/ folder/zip")
     p.add_argument('--aug', default='none', help="'none' (DomainBed's default transform), 'crop_flip', or an augflat "
                    "augmentation name (replaces ColorJitter/RandomGrayscale)")
-    p.add_argument('--steps', type=int, default=2500, help="training steps (paper: 2500)")
-    p.add_argument('--trials', type=int, default=3)
+    p.add_argument('--steps', type=positive_int, default=2500, help="training steps (paper: 2500)")
+    p.add_argument('--trials', type=positive_int, default=3, help="trials (seeds) per test domain")
     p.add_argument('--test-envs', default=None, help="comma list of test domains (indices or names; default: all)")
     p.add_argument('--backbone', default='resnet50', help="resnet50 (ImageNet weights needed) or an augflat model name")
     p.add_argument('--weights', default=None, help="ResNet-50 ImageNet state dict (default $AUGFLAT_RESNET50_WEIGHTS)")
-    p.add_argument('--image-size', type=int, default=None, help="train/test image size (default: as stored)")
-    p.add_argument('--batch-size', type=int, default=32, help="per source domain (DomainBed: 32)")
-    p.add_argument('--lr', type=float, default=5e-5)
-    p.add_argument('--weight-decay', type=float, default=0.0)
-    p.add_argument('--checkpoint-freq', type=int, default=None, help="steps between validation checkpoints")
-    p.add_argument('--holdout', type=float, default=0.2)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default=None)
-    p.add_argument('--out-dir', default=None, help="default: a folder under the augflat cache")
+    p.add_argument('--image-size', type=positive_int, default=None, help="train/test image size (default: as stored)")
+    p.add_argument('--batch-size', type=positive_int, default=32, help="per source domain (DomainBed: 32)")
+    p.add_argument('--lr', type=positive_float, default=5e-5, help="Adam learning rate (DomainBed: 5e-5)")
+    p.add_argument('--weight-decay', type=float, default=0.0, help="Adam weight decay (DomainBed: 0)")
+    p.add_argument('--checkpoint-freq', type=positive_int, default=None, help="steps between validation checkpoints")
+    p.add_argument('--holdout', type=float, default=0.2, help="fraction of each training domain held out for validation")
+    p.add_argument('--seed', type=int, default=0, help="seed of the splits, initialization and batches")
+    p.add_argument('--device', default=None, help="cpu, cuda or auto (default: auto)")
+    p.add_argument('--out', default=None, help="output folder (default: a folder under the augflat cache)")
+    deprecated_alias(p, '--out-dir', '--out')
+    p.add_argument('--no-progress', action='store_true', help="no progress bars")
     p.set_defaults(func=_cli_domainbed)
     return p

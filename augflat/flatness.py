@@ -377,8 +377,9 @@ def calibration_results(folder=None) -> dict:
 
 # %% ../nbs/50_flatness.ipynb #2230f1cd
 def _cli_flatness(args):
-    from augflat.train import load_checkpoint
+    from augflat.train import load_checkpoint, run_folder
     from augflat.data import load_dataset
+    from augflat.core import writable_dir
     dev = get_device(args.device)
     model, meta = load_checkpoint(args.checkpoint, device=dev)
     name = args.dataset or meta.get('dataset')
@@ -388,11 +389,13 @@ def _cli_flatness(args):
         from augflat.data import subset_per_class
         k = meta.get('subset_per_class') or meta.get('spec', {}).get('subset_per_class')
         data = subset_per_class(data, k, seed=meta.get('seed', 0))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f'flatness_seed{args.seed}.json')
+    # inside the run's folder whether the user names the folder or its checkpoint.pt: runs never overwrite each other
+    out = Path(args.out) if args.out else run_folder(args.checkpoint)/f'flatness_seed{args.seed}.json'
+    writable_dir(out.parent)                     # fail now, not after the measurement
     pb = dict(n_samples=args.pacbayes_samples) if args.pacbayes_samples else {}
     res = evaluate_flatness(model, data, metrics=[m.strip() for m in args.metrics.split(',') if m.strip()],
                             n_train=args.n_train, batch_size=args.batch_size, seed=args.seed, device=dev,
-                            pacbayes=pb, lpf_options=dict(n_samples=args.lpf_samples), progress=not args.quiet, out=out,
+                            pacbayes=pb, lpf_options=dict(n_samples=args.lpf_samples), progress=not args.no_progress, out=out,
                             extra_config=dict(checkpoint=str(args.checkpoint), dataset=name, model=meta.get('model'), aug=meta.get('aug')))
     for k, v in res.items():
         if k not in ('details', 'seconds'): print(f'{k:>20}: {v:.6g}' if isinstance(v, float) else f'{k:>20}: {v}')
@@ -401,19 +404,21 @@ def _cli_flatness(args):
 
 def register_cli(subparsers):
     "Add `augflat flatness` to an argparse subparsers object."
+    from augflat.cli import positive_int, deprecated_alias
     p = subparsers.add_parser('flatness', help='PAC-Bayes flatness, LPF and eps-sharpness of a checkpoint',
                               description='Measure flatness of a trained checkpoint on a seeded subset of its training set.')
-    p.add_argument('checkpoint', help='checkpoint.pt written by augflat train')
+    p.add_argument('checkpoint', help='a run folder written by augflat train, or its checkpoint.pt')
     p.add_argument('--metrics', default='pacbayes,lpf,eps',
                    help=f"comma list from {', '.join(METRICS)}; 'pacbayes:VARIANT' picks a variant ({', '.join(PACBAYES_PRESETS)}); default pacbayes,lpf,eps")
-    p.add_argument('--n-train', type=int, default=2000, help='training images used (seeded random subset; default 2000)')
-    p.add_argument('--batch-size', type=int, default=256, help='evaluation batch size (default 256)')
+    p.add_argument('--n-train', type=positive_int, default=2000, help='training images used (seeded random subset; default 2000)')
+    p.add_argument('--batch-size', type=positive_int, default=256, help='evaluation batch size (default 256)')
     p.add_argument('--dataset', default=None, help="training set name or path (default: the one recorded in the checkpoint)")
     p.add_argument('--seed', type=int, default=0, help='seed for the subset and the noise draws (default 0)')
     p.add_argument('--device', default=None, help="'cpu', 'cuda' or 'auto' (default auto)")
-    p.add_argument('--pacbayes-samples', type=int, default=None, help='Monte-Carlo draws per bisection step (default: the variant\'s, 10)')
-    p.add_argument('--lpf-samples', type=int, default=100, help='noise draws for LPF (default 100)')
-    p.add_argument('--out', default=None, help='result JSON path (default: flatness_seed{SEED}.json beside the checkpoint)')
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    p.add_argument('--pacbayes-samples', type=positive_int, default=None, help='Monte-Carlo draws per bisection step (default: the variant\'s, 10)')
+    p.add_argument('--lpf-samples', type=positive_int, default=100, help='noise draws for LPF (default 100)')
+    p.add_argument('--out', default=None, help="result JSON path (default: flatness_seed{SEED}.json in the run's folder)")
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    deprecated_alias(p, '--quiet', '--no-progress', flag=True)
     p.set_defaults(func=_cli_flatness)
     return p

@@ -405,10 +405,11 @@ def register_cli(sub):
                        description="Plans the runs (each dataset x model x augmentation x seed trained once and reused), "
                                    "executes the notebooks of nbs/paper with papermill, writes one JSON per result and "
                                    "renders runs/<preset>/REPORT.md. A rerun skips what is done and resumes the rest.")
-    p.add_argument('--preset', default='cpu', choices=['smoke', 'cpu', 'paper'])
+    p.add_argument('--preset', default='cpu', choices=['smoke', 'cpu', 'paper'], help='scale of the run (augflat/presets.json)')
     p.add_argument('--only', default=None, help=f"comma-separated subset of: {','.join(NOTEBOOKS)}")
-    p.add_argument('--jobs', type=int, default=1, help='parallel jobs (process pool)')
-    p.add_argument('--executor', default='process', choices=['process', 'thread', 'dask'])
+    from augflat.cli import positive_int
+    p.add_argument('--jobs', type=positive_int, default=1, help='parallel jobs (process pool)')
+    p.add_argument('--executor', default='process', choices=['process', 'thread', 'dask'], help='where the jobs run')
     p.add_argument('--runs', default='runs', help='root folder of the runs')
-    p.add_argument('--device', default=None)
+    p.add_argument('--device', default=None, help='cpu, cuda or auto (default: auto)')
     p.set_defaults(func=lambda a: reproduce(a.preset, a.only.split(',') if a.only else None, a.jobs, a.executor, a.runs, a.device))

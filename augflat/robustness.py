@@ -409,8 +409,12 @@ def format_table(result: dict) -> str:
 
 # %% ../nbs/52_robustness.ipynb #6e87c754
 def _cli_evaluate(args):
-    from augflat.train import load_checkpoint
+    from augflat.train import load_checkpoint, run_folder
+    from augflat.core import writable_dir
+    # inside the run's folder whether the user names the folder or its checkpoint.pt: runs never overwrite each other
+    out = Path(args.out) if args.out else run_folder(args.checkpoint)/'robustness.json'
     model, meta = load_checkpoint(args.checkpoint, device=str(get_device(args.device)))
+    writable_dir(out.parent)                     # fail now, not after the evaluation
     dataset = args.dataset or meta.get('dataset')
     if not dataset: raise AugflatError("the checkpoint does not record its dataset", "pass --dataset NAME")
     pgd = None
@@ -422,35 +426,36 @@ def _cli_evaluate(args):
             pgd['l2'] = dict(pre['l2'], eps=args.l2_eps, step=2.5 * args.l2_eps / pre['l2']['steps'])
     res = evaluate(model, dataset, args.suite, n=args.n, c_dir=args.c_dir, p_dir=args.p_dir, cbar_dir=args.cbar_dir,
                    pgd=pgd, pgd_n=args.pgd_n, p_reference_eval=args.p_reference_eval, batch_size=args.batch_size,
-                   device=args.device, seed=args.seed, progress=True)
+                   device=args.device, seed=args.seed, progress=not args.no_progress)
     res['config'].update(checkpoint=str(args.checkpoint), model=meta.get('model'), aug=meta.get('aug'))
     res['env_info'] = env_info(get_device(args.device))
     print(format_table(res))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name('robustness.json')
-    write_json(out, res); print(f"wrote {out}")
+    write_json(out, res); print(f"wrote {out}")   # if the disk filled meanwhile, the result is kept elsewhere and named
     return res
 
 def register_cli(subparsers):
     "Add `augflat evaluate` to the augflat command."
+    from augflat.cli import positive_int, positive_float
     p = subparsers.add_parser('evaluate', help="robustness suite (clean, -C mCE, -P mFP, -C-bar, PGD) of a checkpoint",
                               description="Evaluate a trained checkpoint on clean / -C / -P / -C-bar / PGD and write JSON. "
                               "-C/-P/-C-bar sets are generated into the augflat cache unless --c-dir/--p-dir/--cbar-dir "
                               "point at released files.")
-    p.add_argument('checkpoint', help="checkpoint.pt written by augflat train")
+    p.add_argument('checkpoint', help="a run folder written by augflat train, or its checkpoint.pt")
     p.add_argument('--suite', default=','.join(SUITE), help="comma list from clean,c,p,cbar,pgd (default: all)")
-    p.add_argument('--n', type=int, default=None, help="images per set (default: the whole test set)")
-    p.add_argument('--pgd-n', type=int, default=500, help="images attacked by PGD (default 500)")
-    p.add_argument('--linf-eps', type=float, default=None, help="override the L∞ ε, in /255 units (step = 2.5ε/steps)")
-    p.add_argument('--l2-eps', type=float, default=None, help="override the L2 ε (step = 2.5ε/steps)")
+    p.add_argument('--n', type=positive_int, default=None, help="images per set (default: the whole test set)")
+    p.add_argument('--pgd-n', type=positive_int, default=500, help="images attacked by PGD (default 500)")
+    p.add_argument('--linf-eps', type=positive_float, default=None, help="override the L∞ ε, in /255 units (step = 2.5ε/steps)")
+    p.add_argument('--l2-eps', type=positive_float, default=None, help="override the L2 ε (step = 2.5ε/steps)")
     p.add_argument('--dataset', default=None, help="dataset name (default: the checkpoint's)")
     p.add_argument('--c-dir', default=None, help="dir with released -C files (<name>.npy + labels.npy)")
     p.add_argument('--p-dir', default=None, help="dir with released -P files (<type>.npy, N×T×H×W×3)")
     p.add_argument('--cbar-dir', default=None, help="dir with -C-bar files (<name>.npy + labels.npy)")
     p.add_argument('--p-reference-eval', action='store_true',
                    help="use the reference evaluation's -P type list (spatter instead of snow)")
-    p.add_argument('--batch-size', type=int, default=256)
+    p.add_argument('--batch-size', type=positive_int, default=256, help="evaluation batch size")
     p.add_argument('--device', default=None, help="cpu, cuda or auto (default)")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', default=None, help="result JSON (default: robustness.json beside the checkpoint)")
+    p.add_argument('--seed', type=int, default=0, help="seed of the image subsets and the attacks' random starts")
+    p.add_argument('--out', default=None, help="result JSON (default: robustness.json in the run's folder)")
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.set_defaults(func=_cli_evaluate)
     return p

@@ -11,13 +11,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import (AugflatError, get_device, make_generator, derive_seed, atomic_torch_save, write_json, atomic_path,
-                          env_info, read_json)
+                          env_info, read_json, writable_dir, new_dirs_removed_on_error)
 from .data import ImageSet, load_dataset, subset_per_class
 from .models import get_model
 
 # %% auto #0
-__all__ = ['RECIPES', 'Recipe', 'get_recipe', 'cosine_lr', 'flip_crop', 'predict', 'evaluate_accuracy', 'load_checkpoint',
-           'NonFiniteLoss', 'TrainingInterrupted', 'train', 'parse_params', 'build_augmentation', 'register_cli']
+__all__ = ['RECIPES', 'EVAL_SUBSET_PER_CLASS', 'Recipe', 'get_recipe', 'cosine_lr', 'flip_crop', 'predict', 'evaluate_accuracy',
+           'checkpoint_file', 'run_folder', 'load_checkpoint', 'config_differences', 'NonFiniteLoss',
+           'TrainingInterrupted', 'train', 'parse_params', 'build_augmentation', 'register_cli']
 
 # %% ../nbs/40_train.ipynb #1045e17d
 @dataclass
@@ -46,7 +47,11 @@ def get_recipe(name_or_recipe='cifar', **overrides) -> Recipe:
     if r is None: raise AugflatError(f"unknown recipe {name_or_recipe!r}", f"known: {', '.join(RECIPES)}")
     bad = set(overrides) - set(asdict(r))
     if bad: raise AugflatError(f"unknown recipe fields {sorted(bad)}", f"fields: {', '.join(asdict(r))}")
-    return replace(r, **{k: v for k, v in overrides.items() if v is not None})
+    r = replace(r, **{k: v for k, v in overrides.items() if v is not None})
+    for k in ('epochs', 'batch_size', 'eval_batch_size'):
+        if not (isinstance(getattr(r, k), int) and getattr(r, k) >= 1): raise AugflatError(f"recipe {k} must be an integer >= 1, got {getattr(r, k)!r}")
+    if not r.lr > 0: raise AugflatError(f"recipe lr must be > 0, got {r.lr!r}")
+    return r
 
 # %% ../nbs/40_train.ipynb #9f82cfc5
 def cosine_lr(step: int, total_steps: int, lr: float, lr_end: float) -> float:
@@ -89,19 +94,49 @@ def evaluate_accuracy(model: nn.Module, ds: ImageSet, batch_size: int = 512, dev
     return dict(acc=100.0 * (logits.argmax(1) == ds.y).float().mean().item(), loss=F.cross_entropy(logits, ds.y).item(), n=len(ds))
 
 # %% ../nbs/40_train.ipynb #d2c02216
+def checkpoint_file(path) -> Path:
+    "The checkpoint a path names: the file itself, or `checkpoint.pt` inside a run folder."
+    path = Path(path)
+    return path/'checkpoint.pt' if path.is_dir() else path
+
+def run_folder(path) -> Path:
+    "The run folder of a checkpoint file or run folder: where every result about that run belongs."
+    return checkpoint_file(path).parent
+
 def load_checkpoint(path, device='cpu'):
     "(model in eval mode, meta) from a checkpoint file or a run folder holding `checkpoint.pt`."
-    path = Path(path)
-    if path.is_dir(): path = path/'checkpoint.pt'
+    path = checkpoint_file(path)
     if not path.exists(): raise AugflatError(f"no checkpoint at {path}", "train one with `augflat train ... --out DIR`")
     try: ck = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise AugflatError(f"cannot read checkpoint {path}: {e}") from None
+    except Exception as e: raise AugflatError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if not (isinstance(ck, dict) and isinstance(ck.get('meta'), dict) and isinstance(ck.get('model'), dict)):
+        raise AugflatError(f"{path} is not an augflat checkpoint (no 'meta' and 'model' entries)",
+                           "pass a checkpoint.pt written by `augflat train`")
     meta = ck['meta']
     model = get_model(meta['model'], meta['num_classes'], **meta.get('model_kwargs', {}))
-    model.load_state_dict(ck['model'])
+    try: model.load_state_dict(ck['model'])
+    except RuntimeError:                           # torch lists every key: hundreds of lines for a wrong architecture
+        want, got = model.state_dict(), ck['model']
+        shapes = sum(1 for k in set(want) & set(got) if tuple(want[k].shape) != tuple(got[k].shape))
+        raise AugflatError(f"the weights in {path} do not fit the {meta['model']!r} its metadata names: "
+                           f"{len(set(want) - set(got))} tensors missing, {len(set(got) - set(want))} unexpected, "
+                           f"{shapes} of another shape",
+                           "the checkpoint's metadata and weights disagree (edited or mixed up): retrain it") from None
     return model.to(get_device(device)).eval(), meta
 
 # %% ../nbs/40_train.ipynb #0ea58c72
+_NOT_RUN_CONFIG = ('deviations',)              # derived from the code version, not chosen by the user
+
+def config_differences(old: dict, new: dict, prefix: str = '') -> list[str]:
+    "'key (old -> new)' for every run-configuration entry that differs (nested dicts as 'recipe.lr')."
+    out = []
+    for k in [*old, *(k for k in new if k not in old)]:
+        if k in _NOT_RUN_CONFIG: continue
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict): out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b: out.append(f"{prefix}{k} ({a!r} -> {b!r})")
+    return out
+
 class NonFiniteLoss(AugflatError): pass
 class TrainingInterrupted(RuntimeError): "Raised by `stop_after_steps` to simulate a crash."
 
@@ -121,8 +156,9 @@ def _distributed():
 def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_dir=None, aug=None, loss_hook=None,
           test_set: ImageSet | None = None, seed: int = 0, device=None, resume: bool = False, progress: bool = True,
           compile: bool = False, model_kwargs: dict | None = None, meta: dict | None = None,
-          stop_after_steps: int | None = None) -> dict:
+          stop_after_steps: int | None = None, final_test_set: ImageSet | None = None) -> dict:
     """Train model `model` (a `get_model` name) on `train_set`; checkpoint and metrics go to `out_dir`.
+    `test_set` is evaluated after every epoch, `final_test_set` (e.g. the whole test set) once at the end.
     Returns the final metrics. `stop_after_steps` simulates a crash (for tests of `resume`)."""
     from tqdm.auto import tqdm
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -130,7 +166,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     dev = get_device(device)
     if world > 1 and dev.type == 'cuda':
         dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank))); torch.cuda.set_device(dev)
-    out = Path(out_dir or 'runs/train'); out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(out_dir or 'runs/train')
     ckpt_path = out/'checkpoint.pt'
     if ckpt_path.exists() and not resume:
         raise AugflatError(f"{out} already holds a checkpoint", "pass resume=True (--resume) to continue it, or choose another out_dir")
@@ -150,12 +186,18 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
-        if ck['meta']['model'] != model or ck['meta']['recipe'] != asdict(recipe):
-            raise AugflatError(f"{ckpt_path} was trained with another model or recipe", "use a fresh out_dir")
+        differ = config_differences(ck['meta'], run_meta)
+        if differ:     # resuming would mix two runs and label the result with the new one's configuration
+            raise AugflatError(f"{ckpt_path} was trained with another configuration: {'; '.join(differ)}",
+                               "resume with the options it was started with, or train into a fresh --out")
         net.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer'])
         start_epoch, history = ck['epoch'], ck['history']
         torch.set_rng_state(ck['rng_cpu'])
         if dev.type == 'cuda' and ck.get('rng_cuda') is not None: torch.cuda.set_rng_state(ck['rng_cuda'])
+    if rank == 0:      # say what is trained where: a paper notebook run directly trains missing models for minutes
+        label = getattr(aug, 'aug_name', None) or run_meta['aug'] or 'none'
+        print(f"train: {model} on {train_set.name} ({n} images), aug {label}, seed {seed}, {recipe.epochs} epochs -> {out}"
+              + (f" (resuming after epoch {start_epoch})" if start_epoch else ''), flush=True)
     fwd = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -164,7 +206,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     x_all = train_set.x.to(dev) if dev.type == 'cuda' else train_set.x        # GPU-resident data path
     y_all = train_set.y.to(dev) if dev.type == 'cuda' else train_set.y
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', enabled=False)
-    step = start_epoch * steps_per_epoch
+    step, saved_epoch = start_epoch * steps_per_epoch, start_epoch
     for epoch in range(start_epoch, recipe.epochs):
         net.train(); t0 = time.perf_counter()
         g_order = make_generator(seed, 'cpu', 'order', epoch); g_aug = make_generator(seed, dev, 'aug', epoch)
@@ -217,16 +259,25 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
         if test_set is not None:
             ev = evaluate_accuracy(net, test_set, recipe.eval_batch_size, dev)
             rec.update(test_acc=ev['acc'], test_loss=ev['loss'])
-        atomic_torch_save(dict(model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, history=history,
-                               meta=run_meta, rng_cpu=torch.get_rng_state(),
-                               rng_cuda=torch.cuda.get_rng_state() if dev.type == 'cuda' else None), ckpt_path)
-        # the log is rewritten from the checkpoint's history, so a crash can never leave it ahead of or behind it
-        with atomic_path(out/'metrics.jsonl') as tmp: tmp.write_text(''.join(json.dumps(h) + '\n' for h in history))
+        try:
+            atomic_torch_save(dict(model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, history=history,
+                                   meta=run_meta, rng_cpu=torch.get_rng_state(),
+                                   rng_cuda=torch.cuda.get_rng_state() if dev.type == 'cuda' else None), ckpt_path)
+            saved_epoch = epoch + 1
+            # the log is rewritten from the checkpoint's history, so a crash can never leave it ahead of or behind it
+            with atomic_path(out/'metrics.jsonl') as tmp: tmp.write_text(''.join(json.dumps(h) + '\n' for h in history))
+        except AugflatError as e:                 # a full disk or a folder gone read-only mid-run
+            kept = (f"the last good checkpoint (end of epoch {saved_epoch}) is kept at {ckpt_path}" if saved_epoch
+                    else "no checkpoint was kept")
+            raise AugflatError(str(e).split('\n  hint: ')[0], f"{kept}; make room, then rerun with --resume") from None
         if progress: print(' '.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
         if world > 1:
             import torch.distributed as dist
             dist.barrier()
     final = dict(history[-1]) if history else {}
+    if rank == 0 and final_test_set is not None:
+        ev = evaluate_accuracy(net, final_test_set, recipe.eval_batch_size, dev)
+        final.update(final_test_acc=ev['acc'], final_test_loss=ev['loss'], final_test_n=ev['n'])
     if rank == 0: write_json(out/'train.json', dict(meta=dict(run_meta, world_size=world), final=final, env=env_info(dev)))
     return final
 
@@ -249,43 +300,58 @@ def build_augmentation(name: str | None, params: dict | None = None, jsd: bool =
     "(augmentation or None, loss hook or None) for the command line and the paper notebooks."
     if name in (None, 'none', ''):
         if jsd: raise AugflatError("--jsd needs an augmentation (e.g. --aug augmix)")
+        if params: raise AugflatError(f"augmentation parameters {sorted(params)} given without an augmentation", "add --aug NAME (see `augflat augs`)")
         return None, None
     from augflat.augment.registry import get_augmentation
     aug = get_augmentation(name, **(params or {}))
+    if not getattr(aug, 'params', None): aug.params = dict(params or {})   # recorded in the run's metadata, checked on resume
     hook = None
     if jsd:
         from augflat.augment.augmix import JSDLoss
         hook = JSDLoss()
     return aug, hook
 
+EVAL_SUBSET_PER_CLASS = 100     # test images per class evaluated after each epoch (1,000 for CIFAR-10); the rest at the end
+
 def register_cli(sub):
+    from augflat.cli import positive_int, nonnegative_int, positive_float
+    r = RECIPES['cifar']
     p = sub.add_parser('train', help='train a model on a real dataset',
                        description="Train with the paper's recipe (SGD Nesterov lr 0.1, wd 5e-4, cosine per iteration, "
                                    "batch 128, flip + pad-4 crop). Writes OUT/checkpoint.pt, metrics.jsonl, train.json.")
     p.add_argument('--dataset', default='cifar10', help='cifar10 | cifar100 | tinyimagenet | a folder/zip')
     p.add_argument('--model', default='wrn40_2', help='a model name (see `augflat models`)')
-    p.add_argument('--aug', default='none', help='augmentation name (none, augmix, pixmix, randaug, ...) or module:callable')
+    p.add_argument('--aug', default='none', help='augmentation name (see `augflat augs`) or module:callable')
     p.add_argument('--aug-param', action='append', default=[], metavar='KEY=VALUE', help='augmentation parameter (repeatable)')
     p.add_argument('--jsd', action='store_true', help="AugMix's Jensen-Shannon consistency loss (lambda 12)")
-    p.add_argument('--recipe', default=None, help='cifar | augmix-cifar | tinyimagenet (default by dataset)')
-    p.add_argument('--epochs', type=int); p.add_argument('--batch-size', type=int); p.add_argument('--lr', type=float)
-    p.add_argument('--subset-per-class', type=int, default=None, help='train on K images per class (seeded)')
-    p.add_argument('--test-subset-per-class', type=int, default=None, help='evaluate each epoch on K test images per class')
+    p.add_argument('--recipe', default=None, help=f"{' | '.join(RECIPES)} (default: tinyimagenet for tinyimagenet, else cifar)")
+    p.add_argument('--epochs', type=positive_int, help=f"epochs (default: the recipe's, {r.epochs} for cifar, "
+                                                        f"{RECIPES['tinyimagenet'].epochs} for tinyimagenet)")
+    p.add_argument('--batch-size', type=positive_int, help=f"batch size (default: the recipe's, {r.batch_size})")
+    p.add_argument('--lr', type=positive_float, help=f"peak learning rate of the cosine schedule (default: the recipe's, {r.lr})")
+    p.add_argument('--subset-per-class', type=positive_int, default=None, help='train on K images per class (seeded; default: all)')
+    p.add_argument('--test-subset-per-class', type=nonnegative_int, default=EVAL_SUBSET_PER_CLASS,
+                   help='after each epoch evaluate K test images per class (seeded, the same ones every epoch; 0 = the '
+                        'whole test set every epoch); the whole test set is evaluated once after the last epoch '
+                        '(final_test_acc in train.json)')
     p.add_argument('--out', required=True, help='run folder')
-    p.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint')
-    p.add_argument('--seed', type=int, default=0); p.add_argument('--device', default=None)
+    p.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint (its configuration must match)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the initialization, batch order, augmentation and subsets')
+    p.add_argument('--device', default=None, help="cpu, cuda or auto (default: auto)")
     p.add_argument('--compile', action='store_true', help='torch.compile the model (CUDA)')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars or per-epoch lines')
     p.set_defaults(func=_cli_train)
 
 def _cli_train(a):
     tr = subset_per_class(load_dataset(a.dataset, 'train'), a.subset_per_class, seed=a.seed)
-    te = load_dataset(a.dataset, 'test')
-    if a.test_subset_per_class: te = subset_per_class(te, a.test_subset_per_class, seed=a.seed)
+    full_test = load_dataset(a.dataset, 'test')
+    te = subset_per_class(full_test, a.test_subset_per_class, seed=a.seed) if a.test_subset_per_class else full_test
     recipe = get_recipe(a.recipe or ('tinyimagenet' if a.dataset == 'tinyimagenet' else 'cifar'),
                         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr)
     aug, hook = build_augmentation(a.aug, parse_params(a.aug_param), a.jsd)
-    res = train(a.model, tr, recipe, a.out, aug=aug, loss_hook=hook, test_set=te, seed=a.seed, device=a.device,
-                resume=a.resume, progress=not a.no_progress, compile=a.compile,
-                meta=dict(subset_per_class=a.subset_per_class, aug_name=a.aug, jsd=a.jsd))
+    with new_dirs_removed_on_error(a.out):       # a run that fails to start leaves no empty --out behind
+        res = train(a.model, tr, recipe, a.out, aug=aug, loss_hook=hook, test_set=te, seed=a.seed, device=a.device,
+                    resume=a.resume, progress=not a.no_progress, compile=a.compile,
+                    final_test_set=full_test if len(te) < len(full_test) else None,
+                    meta=dict(subset_per_class=a.subset_per_class, aug_name=a.aug, jsd=a.jsd))
     print(f"done: {res}  ->  {a.out}")

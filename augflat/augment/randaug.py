@@ -75,7 +75,8 @@ class RandAugment:
             raise AugflatError(f"num_magnitude_bins must be an int >= 2, got {num_magnitude_bins!r}")
         if not (isinstance(magnitude, int) and 0 <= magnitude < num_magnitude_bins):
             raise AugflatError(f"magnitude must be an int in [0, {num_magnitude_bins - 1}], got {magnitude!r}",
-                               "torchvision's default is 9 of 31 bins; the paper's CIFAR-10 setting is N=3, M=5")
+                               "torchvision's default (augflat's) is num_ops=2, magnitude=9 of 31 bins; the RandAugment "
+                               "paper's CIFAR-10 setting (WRN-28-10) is num_ops=3, magnitude=5; the flat-minima paper gives none")
         if interpolation not in ('nearest', 'bilinear'):
             raise AugflatError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
         if not (isinstance(fill, int) and 0 <= fill <= 255): raise AugflatError(f"fill must be an int gray level 0..255, got {fill!r}")

@@ -9,7 +9,8 @@ import torch
 from ..core import AugflatError
 
 # %% auto #0
-__all__ = ['Identity', 'list_augmentations', 'Sequential', 'UserAugmentation', 'get_augmentation']
+__all__ = ['Identity', 'list_augmentations', 'Sequential', 'UserAugmentation', 'get_augmentation', 'augmentation_summary',
+           'register_cli']
 
 # %% ../../nbs/17_augment.registry.ipynb #c27cf160
 class Identity:
@@ -99,17 +100,21 @@ def _load_user(spec: str, params: dict):
     return UserAugmentation(obj, spec)
 
 # %% ../../nbs/17_augment.registry.ipynb #9eae236f
+_CLASSES = {'augmix': 'augflat.augment.augmix.AugMix', 'randaug': 'augflat.augment.randaug.RandAugment',
+            'pixmix': 'augflat.augment.pixmix.PixMix', 'deepaug': 'augflat.augment.deepaug.DeepAugment',
+            'styleaug': 'augflat.augment.styleaug.StyleAug', 'fgsm': 'augflat.augment.adversarial.FGSM'}
+
+def _class_of(name: str):
+    "The class a registered single augmentation builds (None for 'none'), imported but not instantiated."
+    if name not in _CLASSES: return None
+    m, _, c = _CLASSES[name].rpartition('.')
+    return getattr(importlib.import_module(m), c)
+
 def _build(name, builder, params):
     try: return builder(**params)
     except TypeError as e:
-        target = {'augmix': 'augflat.augment.augmix.AugMix', 'randaug': 'augflat.augment.randaug.RandAugment',
-                  'pixmix': 'augflat.augment.pixmix.PixMix', 'deepaug': 'augflat.augment.deepaug.DeepAugment',
-                  'styleaug': 'augflat.augment.styleaug.StyleAug', 'fgsm': 'augflat.augment.adversarial.FGSM'}.get(name)
-        accepted = '(none)'
-        if target:
-            m, _, c = target.rpartition('.')
-            sig = inspect.signature(getattr(importlib.import_module(m), c))
-            accepted = ', '.join(p for p in sig.parameters if p != 'self')
+        cls = _class_of(name)
+        accepted = ', '.join(p for p in inspect.signature(cls).parameters if p != 'self') if cls else '(none)'
         raise AugflatError(f"bad parameters {sorted(params)} for augmentation {name!r}: {e}",
                            f"{name} accepts: {accepted}") from None
 
@@ -137,3 +142,22 @@ def get_augmentation(name: str, **params):
                            f"valid names: {', '.join(list_augmentations())}, or 'module.path:callable'")
     aug.aug_name = key
     return aug
+
+# %% ../../nbs/17_augment.registry.ipynb #4e319a56
+def augmentation_summary(name: str) -> str:
+    "One line saying what the registered augmentation `name` is."
+    if name in _COMBOS: return ' then '.join(_COMBOS[name]) + ' (applied in that order)'
+    cls = _class_of(name)
+    doc = (cls.__doc__ if cls else Identity.__doc__) or ''
+    return doc.strip().splitlines()[0].rstrip(':') if doc.strip() else ''
+
+def register_cli(sub):
+    p = sub.add_parser('augs', help='list the augmentation names --aug accepts',
+                       description="The registered augmentations (parameters via --aug-param KEY=VALUE; see each class's "
+                                   "docstring) and how to name your own.")
+    p.set_defaults(func=_cli_augs)
+
+def _cli_augs(args):
+    w = len('module.path:callable')
+    for n in list_augmentations(): print(f"{n:<{w}}  {augmentation_summary(n)}")
+    print(f"{'module.path:callable':<{w}}  your own: takes and returns a uint8 N×C×H×W batch (optionally generator=)")
