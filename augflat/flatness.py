@@ -581,10 +581,12 @@ def _cli_flatness(args):
         k = meta.get('subset_per_class') or meta.get('spec', {}).get('subset_per_class')
         data = subset_per_class(data, k, seed=meta.get('seed', 0))
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f'flatness_seed{args.seed}.json')
-    pb = dict(n_samples=args.pacbayes_samples) if args.pacbayes_samples else {}
+    mc = dict(max_samples=args.max_samples, images_per_draw=args.images_per_draw, se_target=args.se_target)
+    pb = dict(mc, resolution=args.resolution, **(dict(n_samples=args.pacbayes_samples) if args.pacbayes_samples else {}))
     res = evaluate_flatness(model, data, metrics=[m.strip() for m in args.metrics.split(',') if m.strip()],
-                            n_train=args.n_train, batch_size=args.batch_size, seed=args.seed, device=dev,
-                            pacbayes=pb, lpf_options=dict(n_samples=args.lpf_samples), progress=not args.quiet, out=out,
+                            n_train=args.n_train, batch_size=args.batch_size, seed=args.seed, device=dev, noise_seed=args.noise_seed,
+                            pacbayes=pb, lpf_options=dict(mc, n_samples=args.lpf_samples), eps_options=dict(resolution=args.resolution),
+                            progress=not args.quiet, out=out,
                             extra_config=dict(checkpoint=str(args.checkpoint), dataset=name, model=meta.get('model'), aug=meta.get('aug')))
     for k, v in res.items():
         if k in res['uncertainty']:
@@ -609,6 +611,12 @@ def register_cli(subparsers):
     p.add_argument('--device', default=None, help="'cpu', 'cuda' or 'auto' (default auto)")
     p.add_argument('--pacbayes-samples', type=int, default=None, help='Monte-Carlo draws per bisection step (default: the variant\'s, 10)')
     p.add_argument('--lpf-samples', type=int, default=100, help='noise draws for LPF (default 100)')
+    p.add_argument('--max-samples', type=int, default=None,
+                   help='cap of the sequential Monte-Carlo draws per level (default: no more than the first draws)')
+    p.add_argument('--images-per-draw', type=int, default=None, help='score each draw on this many of the images (default all)')
+    p.add_argument('--se-target', type=float, default=SE_TARGET, help=f'relative standard error aimed for (default {SE_TARGET})')
+    p.add_argument('--resolution', type=float, default=RESOLUTION, help=f'relative resolution of the searches (default {RESOLUTION})')
+    p.add_argument('--noise-seed', type=int, default=None, help='seed of the noise draws (default: --seed)')
     p.add_argument('--out', default=None, help='result JSON path (default: flatness_seed{SEED}.json beside the checkpoint)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=_cli_flatness)
