@@ -301,15 +301,16 @@ def bisect_level(deviation_fn, target: float, bracket=(0., 100.), start=None, re
         d = f(s)
         if above(d): hi = hi or (s, d)
         else: lo = (s, d) if hi is None else lo
-    while (lo is None or hi is None) and len(hist) < max_iter:     # bracket by factors of 4
+    grow = max((max(guesses) / min(guesses)) ** 2, 1.05) if len(set(guesses)) > 1 else 4.
+    while (lo is None or hi is None) and len(hist) < max_iter:     # widen until the crossing is bracketed
         if lo is None:
             if hi[0] <= tiny: break
-            s = max(hi[0] / 4, tiny); d = f(s)
+            s = max(hi[0] / grow, tiny); d = f(s)
             if above(d): hi = (s, d)
             else: lo = (s, d)
         else:
             if lo[0] >= b_hi: break
-            s = min(lo[0] * 4, b_hi); d = f(s)
+            s = min(lo[0] * grow, b_hi); d = f(s)
             if above(d): hi = (s, d)
             else: lo = (s, d)
     if lo is None or hi is None:     # the target is not crossed inside the bracket: report the edge, flagged
