@@ -15,9 +15,10 @@ from tqdm.auto import tqdm
 from .core import AugflatError, derive_seed, get_device, write_json, read_json, env_info, Timer, cache_dir
 
 # %% auto #0
-__all__ = ['NOISE_KINDS', 'PACBAYES_PRESETS', 'DEFAULT_PACBAYES', 'METRICS', 'DEVIATIONS', 'QuadraticProblem',
-           'filter_norm_scale', 'NetworkProblem', 'noise_std', 'standard_normal_draws', 'mc_losses', 'lpf',
-           'bisect_level', 'pacbayes_flatness', 'eps_sharpness', 'keskar_sharpness', 'train_subset',
+__all__ = ['NOISE_KINDS', 'SE_TARGET', 'RESOLUTION', 'PACBAYES_PRESETS', 'PACBAYES_SEARCH', 'DEFAULT_PACBAYES', 'METRICS',
+           'DEVIATIONS', 'FLATNESS_SETTINGS', 'QuadraticProblem', 'filter_norm_scale', 'NetworkProblem', 'noise_std',
+           'standard_normal_draws', 'draw_images', 'mc_losses', 'mc_mean_se', 'uncertainty_record', 'lpf',
+           'bisect_level', 'pacbayes_flatness', 'eps_sharpness', 'keskar_sharpness', 'flatness_kwargs', 'train_subset',
            'evaluate_flatness', 'calibration_results', 'register_cli']
 
 # %% ../nbs/50_flatness.ipynb #f9c7e018
@@ -58,7 +59,7 @@ def filter_norm_scale(model: nn.Module, params=None) -> torch.Tensor:
             b = b if isinstance(b, torch.Tensor) else None
             if isinstance(m, nn.modules.conv._ConvNd):
                 wt = w.transpose(0, 1) if m.transposed else w  # output filters first
-                n = wt.flatten(1).norm(dim=1)
+                n = wt.flatten(1).norm(dim=1) + (b.abs() if b is not None else 0)
                 sw = n.view(-1, *[1] * (wt.dim() - 1)).expand_as(wt)
                 scale[id(w)] = sw.transpose(0, 1) if m.transposed else sw
                 if b is not None: scale[id(b)] = n.clone()
@@ -100,12 +101,15 @@ class NetworkProblem:
 
     def __len__(self): return len(self.y)
 
-    def batches(self):
-        for i in range(0, len(self.y), self.batch_size):
-            xb = self.x[i:i + self.batch_size].to(self.device, non_blocking=True)
+    def batches(self, index=None):
+        "Batches of all images, or of the images at `index`."
+        n = len(self.y) if index is None else len(index)
+        for i in range(0, n, self.batch_size):
+            sel = slice(i, i + self.batch_size) if index is None else index[i:i + self.batch_size]
+            xb = self.x[sel].to(self.device, non_blocking=True)
             xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
             if self.channels_last and xb.dim() == 4: xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, self.y[i:i + self.batch_size].to(self.device)
+            yield xb, self.y[sel].to(self.device)
 
     @contextmanager
     def bound(self):
@@ -121,19 +125,40 @@ class NetworkProblem:
             for p, s in zip(self.params, saved): p.data = s
             self.model.train(was_training)
 
-    def losses(self, deltas):
+    def losses(self, deltas, images=None):
+        "Mean CE and 0-1 error at each `theta + deltas[k]`: on all images, or on the images `images[k]` (K×b indices)."
         deltas = deltas.to(self.device, self.theta.dtype)
         K = deltas.shape[0]
         ce = torch.zeros(K, dtype=torch.float64, device=self.device); err = torch.zeros_like(ce)
         with torch.inference_mode(), self.bound() as buf:
-            for xb, yb in self.batches():
+            if images is None:
+                for xb, yb in self.batches():
+                    for k in range(K):
+                        torch.add(self.theta, deltas[k], out=buf)
+                        out = self.model(xb)
+                        ce[k] += F.cross_entropy(out.float(), yb, reduction='sum').double()
+                        err[k] += (out.argmax(1) != yb).sum().double()
+                n = torch.full_like(ce, len(self.y))
+            else:
                 for k in range(K):
                     torch.add(self.theta, deltas[k], out=buf)
-                    out = self.model(xb)
-                    ce[k] += F.cross_entropy(out.float(), yb, reduction='sum').double()
-                    err[k] += (out.argmax(1) != yb).sum().double()
-        n = len(self.y)
+                    for xb, yb in self.batches(images[k]):
+                        out = self.model(xb)
+                        ce[k] += F.cross_entropy(out.float(), yb, reduction='sum').double()
+                        err[k] += (out.argmax(1) != yb).sum().double()
+                n = torch.tensor([len(i) for i in images], dtype=torch.float64, device=self.device)
         return dict(ce=(ce / n).cpu(), err=(err / n).cpu())
+
+    def image_losses(self) -> dict:
+        "Per-image CE and 0-1 error at `theta` (cached): the baseline of draws scored on a subset of the images."
+        if getattr(self, '_image_losses', None) is None:
+            ce, err = [], []
+            with torch.inference_mode(), self.bound():
+                for xb, yb in self.batches():
+                    out = self.model(xb).float()
+                    ce.append(F.cross_entropy(out, yb, reduction='none').double().cpu()); err.append((out.argmax(1) != yb).double().cpu())
+            self._image_losses = dict(ce=torch.cat(ce), err=torch.cat(err))
+        return self._image_losses
 
     def loss_grad(self, theta):
         grad = torch.zeros_like(self.theta); total = 0.
@@ -161,104 +186,246 @@ def noise_std(problem, sigma: float, noise: str = 'filter', magnitude_eps: float
     if noise == 'magnitude': return torch.sqrt(sigma ** 2 * th ** 2 + magnitude_eps ** 2)
     raise AugflatError(f"unknown noise kind {noise!r}", f"use one of {NOISE_KINDS}")
 
-def standard_normal_draws(n_params: int, start: int, stop: int, seed: int, device='cpu', dtype=torch.float32):
-    "Standard-normal draws `start..stop-1` (rows), each from its own seeded generator."
+def standard_normal_draws(n_params: int, start: int, stop: int, seed: int, device='cpu', dtype=torch.float32,
+                          antithetic: bool = False):
+    "Standard-normal draws `start..stop-1` (rows), each from its own seeded generator; antithetic: row k = (-1)^k z_{k//2}."
     out = torch.empty(stop - start, n_params, device=device, dtype=dtype)
     g = torch.Generator(device=device)
     for i, k in enumerate(range(start, stop)):
-        g.manual_seed(derive_seed(seed, 'mc', k)); out[i].normal_(generator=g)
+        g.manual_seed(derive_seed(seed, 'mc', k // 2 if antithetic else k)); out[i].normal_(generator=g)
+        if antithetic and k % 2: out[i].neg_()
     return out
 
+def draw_images(n_images: int, per_draw: int, start: int, stop: int, seed: int, antithetic: bool = False) -> torch.Tensor:
+    "Image indices (rows) scoring draws `start..stop-1`: `per_draw` of `n_images`, seeded per draw (an antithetic pair shares them)."
+    g = torch.Generator()
+    rows = []
+    for k in range(start, stop):
+        g.manual_seed(derive_seed(seed, 'mc-images', k // 2 if antithetic else k))
+        rows.append(torch.randperm(n_images, generator=g)[:per_draw].sort().values)
+    return torch.stack(rows)
+
 def mc_losses(problem, sigma: float, n_samples: int, noise: str = 'filter', seed: int = 0, magnitude_eps: float = 1e-3,
-              max_chunk_elems: int = 2 ** 26, progress: bool = False, desc: str = 'noise draws') -> dict:
-    "Losses `{'ce','err'}` (tensors of length `n_samples`) at `theta + u_k` for Gaussian noise draws `u_k`."
+              max_chunk_elems: int = 2 ** 26, progress: bool = False, desc: str = 'noise draws', antithetic: bool = False,
+              start: int = 0, images_per_draw: int | None = None) -> dict:
+    """Losses `{'ce','err'}` (tensors of length `n_samples`) at `theta + u_k`, k = start..start+n_samples-1, for Gaussian
+    draws `u_k`, and `{'ce0','err0'}` at `theta` on the same images (all of them, or `images_per_draw` seeded ones per draw)."""
     std = noise_std(problem, sigma, noise, magnitude_eps)
     P = len(problem.theta); chunk = max(1, min(n_samples, max_chunk_elems // P))
-    res = {'ce': [], 'err': []}
+    n_img = len(problem) if hasattr(problem, 'image_losses') else None
+    subset = images_per_draw is not None and n_img is not None and images_per_draw < n_img
+    if images_per_draw is not None and n_img is None:
+        raise AugflatError(f"{type(problem).__name__} has no images to subsample", "pass images_per_draw=None")
+    res = {'ce': [], 'err': [], 'ce0': [], 'err0': []}
     with tqdm(total=n_samples, desc=desc, disable=not progress, leave=False) as bar:
-        for s in range(0, n_samples, chunk):
-            e = min(n_samples, s + chunk)
-            z = standard_normal_draws(P, s, e, seed, problem.theta.device, problem.theta.dtype)
-            out = problem.losses(z.mul_(std))
+        for s in range(start, start + n_samples, chunk):
+            e = min(start + n_samples, s + chunk)
+            z = standard_normal_draws(P, s, e, seed, problem.theta.device, problem.theta.dtype, antithetic)
+            if subset:
+                idx = draw_images(n_img, images_per_draw, s, e, seed, antithetic)
+                out = problem.losses(z.mul_(std), idx)
+                il = problem.image_losses()
+                out.update(ce0=il['ce'][idx].mean(1), err0=il['err'][idx].mean(1))
+            else:
+                out = problem.losses(z.mul_(std)); b = problem.base()
+                out.update(ce0=torch.full((e - s,), b['ce'], dtype=torch.float64), err0=torch.full((e - s,), b['err'], dtype=torch.float64))
             for k in res: res[k].append(out[k])
             bar.update(e - s)
     return {k: torch.cat(v) for k, v in res.items()}
 
+def mc_mean_se(values, antithetic: bool = False):
+    "(mean, standard error) of per-draw `values`; antithetic draws are averaged in pairs first. A non-finite draw makes both NaN."
+    v = torch.as_tensor(values, dtype=torch.float64)
+    if antithetic: v = v[: len(v) // 2 * 2].view(-1, 2).mean(1)
+    if len(v) == 0: raise AugflatError("no Monte-Carlo draws", "use at least 2 draws (1 antithetic pair)")
+    if not torch.isfinite(v).all(): return math.nan, math.nan
+    return float(v.mean()), (float(v.std()) / math.sqrt(len(v)) if len(v) > 1 else math.inf)
+
 # %% ../nbs/50_flatness.ipynb #860991e5
-def lpf(problem, sigma: float = 0.01, n_samples: int = 100, noise: str = 'filter', seed: int = 0,
-        magnitude_eps: float = 1e-3, progress: bool = False) -> dict:
-    "Low-pass-filter loss: the mean loss over `n_samples` Gaussian perturbations (LPF-SGD defaults)."
-    m = mc_losses(problem, sigma, n_samples, noise, seed, magnitude_eps, progress=progress, desc='LPF')
-    b = problem.base()
-    return dict(lpf=float(m['ce'].mean()), lpf_err=float(m['err'].mean()), lpf_increase=float(m['ce'].mean()) - b['ce'],
-                lpf_std=float(m['ce'].std()) if n_samples > 1 else 0.,
-                lpf_config=dict(sigma=sigma, n_samples=n_samples, noise=noise, seed=seed))
+SE_TARGET = 0.02      # relative standard error every flatness value aims for (the paper's gaps between methods are 2-10 %)
+RESOLUTION = 0.01     # relative resolution every search runs to
+
+def uncertainty_record(value: float, se: float, n_draws: int, resolution: float, reached: bool,
+                       se_target: float = SE_TARGET) -> dict:
+    "The `uncertainty` entry of one flatness value (schema read by the claim deciders)."
+    se = float(se) if math.isfinite(se) else math.inf
+    half = 1.96 * se + 0.5 * resolution * abs(value)
+    return dict(se=se, ci95=[value - half, value + half], n_draws=int(n_draws), resolution=float(resolution),
+                reached=bool(reached), se_target_met=bool(math.isfinite(se) and se <= se_target * abs(value)))
 
 # %% ../nbs/50_flatness.ipynb #7e5ee92d
-PACBAYES_PRESETS = {
-    'bisla': dict(noise='filter', target='ce', deviation=0.1, n_samples=10, tol=1e-6, bracket=(0., 100.), start=1e-3,
-                  max_iter=40, log_bisect=False),
-    'jiang': dict(noise='absolute', target='err', deviation=0.1, n_samples=10, tol=1e-2, bracket=(0., 2.), start=1.,
-                  max_iter=15, log_bisect=False),
-    'jiang_mag': dict(noise='magnitude', target='err', deviation=0.1, n_samples=10, tol=1e-2, bracket=(0., 2.), start=1.,
-                      max_iter=15, log_bisect=False),
-    'mag_ce': dict(noise='magnitude', target='ce', deviation=0.1, n_samples=10, tol=1e-2, bracket=(0., 2.), start=1.,
-                   max_iter=15, log_bisect=False),
-}
+def lpf(problem, sigma: float = 0.01, n_samples: int = 100, noise: str = 'filter', seed: int = 0,
+        magnitude_eps: float = 1e-3, progress: bool = False, max_samples: int | None = None,
+        se_target: float = SE_TARGET, antithetic: bool = True, images_per_draw: int | None = None) -> dict:
+    """Low-pass-filter loss: the mean loss over Gaussian perturbations (LPF-SGD defaults), with its Monte-Carlo error.
+    Estimated as L(θ) + the mean increase over the draws, each scored on all images or on `images_per_draw` of them."""
+    if n_samples < 2: raise AugflatError(f"LPF needs at least 2 draws, got {n_samples}", "pass n_samples >= 2")
+    step = 2 if antithetic else 1
+    n = -(-n_samples // step) * step; cap = max(n, int(max_samples or n)) // step * step
+    kw = dict(noise=noise, seed=seed, magnitude_eps=magnitude_eps, desc='LPF', antithetic=antithetic, images_per_draw=images_per_draw)
+    m = mc_losses(problem, sigma, n, progress=progress, **kw)
+    b = problem.base()
+    while True:
+        inc, se = mc_mean_se(m['ce'] - m['ce0'], antithetic)
+        mean = b['ce'] + inc
+        if not math.isfinite(mean) or se <= se_target * abs(mean) or n >= cap: break
+        want = math.ceil(n * (se / (se_target * abs(mean))) ** 2 * 1.2 / step) * step
+        more = min(cap, max(want, n + step)) - n
+        new = mc_losses(problem, sigma, more, start=n, **kw)
+        m = {k: torch.cat([m[k], new[k]]) for k in m}; n += more
+    return dict(lpf=mean, lpf_err=b['err'] + float((m['err'] - m['err0']).mean()), lpf_increase=inc, lpf_se=se,
+                lpf_std=float((m['ce'] - m['ce0']).std()), uncertainty=uncertainty_record(mean, se, n, 0., True, se_target),
+                lpf_config=dict(sigma=sigma, n_samples=n_samples, max_samples=max_samples, se_target=se_target,
+                                antithetic=antithetic, images_per_draw=images_per_draw, noise=noise, seed=seed))
 
-def bisect_level(deviation_fn, target: float, bracket=(0., 100.), start=None, tol: float = 1e-6, max_iter: int = 40,
-                 log_bisect: bool = False, progress: bool = False, desc: str = 'bisection'):
-    "Find s in `bracket` with `deviation_fn(s)` ≈ `target` (increasing in s); returns (s, history of (s, d))."
-    lo, hi = map(float, bracket)
-    s = float(start) if start is not None else (math.sqrt(lo * hi) if log_bisect and lo > 0 else (lo + hi) / 2)
+# %% ../nbs/50_flatness.ipynb #295db19b
+def bisect_level(deviation_fn, target: float, bracket=(0., 100.), start=None, resolution: float = RESOLUTION / 2,
+                 max_iter: int = 60, progress: bool = False, desc: str = 'bisection') -> dict:
+    """Level s in `bracket` where the increasing `deviation_fn(s)` crosses `target`, to relative `resolution` in s.
+    `start`: a first level or a guessed bracket (lo, hi). Non-finite deviations count as above target. Returns dict(level (geometric midpoint of the final bracket), lo, hi,
+    d_lo, d_hi, reached (crossing bracketed to the resolution), resolution (hi/lo - 1), history [(s, d), ...])."""
+    b_lo, b_hi = map(float, bracket)
+    if not 0 <= b_lo < b_hi: raise AugflatError(f"bad search bracket {bracket}", "pass (lo, hi) with 0 <= lo < hi")
+    tiny = b_lo if b_lo > 0 else b_hi * 1e-12
     hist = []
-    for _ in tqdm(range(max_iter), desc=desc, disable=not progress, leave=False):
-        d = float(deviation_fn(s)); hist.append((s, d))
-        if abs(d - target) <= tol: break
-        if d > target: hi = s
-        else: lo = s
-        s = math.sqrt(lo * hi) if (log_bisect and lo > 0) else (lo + hi) / 2
-    best = min(hist, key=lambda h: abs(h[1] - target))
-    return best[0], hist
-
-def pacbayes_flatness(problem, variant: str = 'mag_ce', seed: int = 0, progress: bool = False, **overrides) -> dict:
-    "PAC-Bayes flatness 1/σ'² with σ' from bisection on the Monte-Carlo loss increase (`variant` = a PACBAYES_PRESETS key)."
-    if variant not in PACBAYES_PRESETS:
-        raise AugflatError(f"unknown PAC-Bayes variant {variant!r}", f"use one of {sorted(PACBAYES_PRESETS)}")
-    cfg = {**PACBAYES_PRESETS[variant], 'magnitude_eps': 1e-3, **overrides}
-    unknown = set(cfg) - set(PACBAYES_PRESETS['bisla']) - {'magnitude_eps'}
-    if unknown: raise AugflatError(f"unknown PAC-Bayes options {sorted(unknown)}", f"options are {sorted(PACBAYES_PRESETS['bisla'])}")
-    if cfg['target'] not in ('ce', 'err'): raise AugflatError(f"target must be 'ce' or 'err', got {cfg['target']!r}")
-    b = problem.base()[cfg['target']]
-    dev = lambda s: float(mc_losses(problem, s, cfg['n_samples'], cfg['noise'], seed, cfg['magnitude_eps'])[cfg['target']].mean()) - b
-    sigma, hist = bisect_level(dev, cfg['deviation'], cfg['bracket'], cfg['start'], cfg['tol'], cfg['max_iter'],
-                               cfg['log_bisect'], progress, desc=f'PAC-Bayes ({variant})')
-    d_final = dict(hist)[sigma]
-    return dict(pacbayes=1 / sigma ** 2 if sigma > 0 else math.inf, pacbayes_sigma=sigma, pacbayes_deviation=d_final,
-                pacbayes_reached=abs(d_final - cfg['deviation']) <= max(cfg['tol'], 0.05 * cfg['deviation']),
-                pacbayes_steps=len(hist), pacbayes_config=dict(variant=variant, seed=seed, **cfg))
+    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
+    def f(s):
+        d = float(deviation_fn(s)); hist.append((s, d)); bar.update(1)
+        return d
+    above = lambda d: not math.isfinite(d) or d >= target
+    clip = lambda s: min(max(float(s), tiny), b_hi)
+    guesses = [clip(g) for g in (start if isinstance(start, (tuple, list)) else
+                                 [start if start is not None else math.sqrt(tiny * b_hi)])]
+    lo = hi = None
+    for s in sorted(set(guesses)):      # a guessed bracket (lo, hi) is checked, then widened if it misses
+        d = f(s)
+        if above(d): hi = hi or (s, d)
+        else: lo = (s, d) if hi is None else lo
+    grow = max((max(guesses) / min(guesses)) ** 2, 1.05) if len(set(guesses)) > 1 else 4.
+    while (lo is None or hi is None) and len(hist) < max_iter:     # widen until the crossing is bracketed
+        if lo is None:
+            if hi[0] <= tiny: break
+            s = max(hi[0] / grow, tiny); d = f(s)
+            if above(d): hi = (s, d)
+            else: lo = (s, d)
+        else:
+            if lo[0] >= b_hi: break
+            s = min(lo[0] * grow, b_hi); d = f(s)
+            if above(d): hi = (s, d)
+            else: lo = (s, d)
+    if lo is None or hi is None:     # the target is not crossed inside the bracket: report the edge, flagged
+        e = hi if lo is None else lo
+        bar.close()
+        return dict(level=e[0], lo=e[0], hi=e[0], d_lo=e[1], d_hi=e[1], reached=False, resolution=math.inf, history=hist)
+    moved, prev_width, stalls = None, math.inf, 0
+    while hi[0] / lo[0] - 1 > resolution and len(hist) < max_iter:
+        llo, lhi = math.log(lo[0]), math.log(hi[0]); width = lhi - llo
+        stalls = stalls + 1 if width > prev_width / 2 else 0; prev_width = width
+        p = None
+        if stalls < 2:                                   # interpolate while the bracket keeps halving
+            if lo[1] > 0 and math.isfinite(hi[1]) and hi[1] > lo[1]:
+                t = (math.log(target) - math.log(lo[1])) / (math.log(hi[1]) - math.log(lo[1]))
+            elif math.isfinite(hi[1]) and hi[1] > lo[1]:
+                t = (target - lo[1]) / (hi[1] - lo[1])
+            else: t = None
+            if t is not None:
+                nudge = 0.4 * math.log1p(resolution) / width     # toward the end that did not move last
+                t = t - nudge if moved == 'hi' else t + nudge if moved == 'lo' else t
+                p = min(max(t, 0.02), 0.98)
+        else: stalls = 0                                 # interpolation stalled twice: halve once
+        s = math.exp(llo + (0.5 if p is None else p) * width); d = f(s)
+        if above(d): hi, moved = (s, d), 'hi'
+        else: lo, moved = (s, d), 'lo'
+    bar.close()
+    res = hi[0] / lo[0] - 1
+    return dict(level=math.sqrt(lo[0] * hi[0]), lo=lo[0], hi=hi[0], d_lo=lo[1], d_hi=hi[1], reached=res <= resolution,
+                resolution=res, history=hist)
 
 # %% ../nbs/50_flatness.ipynb #4c6b7144
-def eps_sharpness(problem, deviation: float = 0.1, tol: float = 1e-6, eta_tol: float = 1e-6, normalized: bool = True,
-                  max_grow: int = 60, max_iter: int = 100, progress: bool = False) -> dict:
+PACBAYES_PRESETS = {
+    'bisla': dict(noise='filter', target='ce', deviation=0.1, n_samples=10, bracket=(0., 100.), start=1e-3),
+    'jiang': dict(noise='absolute', target='err', deviation=0.1, n_samples=10, bracket=(0., 2.), start=1.),
+    'jiang_mag': dict(noise='magnitude', target='err', deviation=0.1, n_samples=10, bracket=(0., 2.), start=1.),
+    'mag_ce': dict(noise='magnitude', target='ce', deviation=0.1, n_samples=10, bracket=(0., 2.), start=1.),
+}
+PACBAYES_SEARCH = dict(max_samples=None, se_target=SE_TARGET, resolution=RESOLUTION, antithetic=True, max_iter=60,
+                       magnitude_eps=1e-3, images_per_draw=None)
+
+def _delta_method_se(b: dict, per_draw: dict, antithetic: bool) -> tuple:
+    "(deviation at the level, se of the level) from the per-draw deviations at the two ends of bracket `b`."
+    v_lo, v_hi = per_draw[b['lo']], per_draw[b['hi']]
+    w = 0.5 if b['hi'] > b['lo'] else 0.      # the level is the geometric midpoint: halfway in log s
+    d, se_d = mc_mean_se((1 - w) * v_lo + w * v_hi, antithetic)
+    slope = (b['d_hi'] - b['d_lo']) / (b['hi'] - b['lo']) if b['hi'] > b['lo'] else math.nan
+    if not (math.isfinite(slope) and slope > 0 and math.isfinite(se_d)): return d, math.inf
+    return d, se_d / slope
+
+def pacbayes_flatness(problem, variant: str = 'mag_ce', seed: int = 0, progress: bool = False, **overrides) -> dict:
+    "PAC-Bayes flatness 1/σ'² with σ' from a search on the Monte-Carlo loss increase (`variant` = a PACBAYES_PRESETS key)."
+    if variant not in PACBAYES_PRESETS:
+        raise AugflatError(f"unknown PAC-Bayes variant {variant!r}", f"use one of {sorted(PACBAYES_PRESETS)}")
+    cfg = {**PACBAYES_PRESETS[variant], **PACBAYES_SEARCH, **overrides}
+    unknown = set(cfg) - set(PACBAYES_PRESETS['bisla']) - set(PACBAYES_SEARCH)
+    if unknown: raise AugflatError(f"unknown PAC-Bayes options {sorted(unknown)}",
+                                   f"options are {sorted(set(PACBAYES_PRESETS['bisla']) | set(PACBAYES_SEARCH))}")
+    if cfg['target'] not in ('ce', 'err'): raise AugflatError(f"target must be 'ce' or 'err', got {cfg['target']!r}")
+    if not 0 < cfg['resolution'] <= 0.5: raise AugflatError(f"resolution must be in (0, 0.5], got {cfg['resolution']}")
+    anti, step = cfg['antithetic'], 2 if cfg['antithetic'] else 1
+    n = max(2, -(-cfg['n_samples'] // step) * step); cap = max(n, int(cfg['max_samples'] or n)) // step * step
+    tgt = cfg['target']
+    level_res = lambda r: math.sqrt(1 + r) - 1          # resolution r of 1/σ² needs sqrt(1+r)-1 in σ
+    start, evals, cache = cfg['start'], 0, {}
+    while True:
+        per_draw = cache.setdefault(n, {})      # per-draw deviations by level, for this number of draws
+        def dev(s):
+            if s not in per_draw:
+                m = mc_losses(problem, s, n, cfg['noise'], seed, cfg['magnitude_eps'], antithetic=anti,
+                              images_per_draw=cfg['images_per_draw'])
+                per_draw[s] = (m[tgt] - m[tgt + '0']).double()
+            return mc_mean_se(per_draw[s], anti)[0]
+        last = n >= cap
+        b = bisect_level(dev, cfg['deviation'], cfg['bracket'], start, level_res(cfg['resolution'] if last else max(cfg['resolution'], 0.05)),
+                         cfg['max_iter'], progress, desc=f'PAC-Bayes ({variant}, {n} draws)')
+        evals += n * len(b['history'])     # (cached levels counted again: an upper bound)
+        sigma = b['level']; d, se_s = _delta_method_se(b, per_draw, anti)
+        rel = 2 * se_s / sigma if sigma > 0 else math.inf       # relative se of 1/σ²
+        if b['reached'] and rel > cfg['se_target'] and not last:   # more draws, from a bracket around this estimate
+            n = min(cap, math.ceil(n * (rel / cfg['se_target']) ** 2 * 1.2 / step) * step)
+            margin = min(2.5 * se_s / sigma, 0.5) if math.isfinite(se_s) else 0.5
+            start = (sigma * (1 - margin), sigma * (1 + margin))
+            continue
+        if b['reached'] and not last and b['resolution'] > level_res(cfg['resolution']):   # se met early: refine the same draws
+            cap, start = n, (b['lo'], b['hi'])
+            continue
+        break
+    value = 1 / sigma ** 2 if sigma > 0 else math.inf
+    res_value = (b['hi'] / b['lo']) ** 2 - 1 if b['lo'] > 0 else math.inf
+    se_value = 2 * se_s / sigma ** 3 if sigma > 0 else math.inf
+    return dict(pacbayes=value, pacbayes_sigma=sigma, pacbayes_sigma_se=se_s, pacbayes_se=se_value,
+                pacbayes_deviation=d, pacbayes_reached=b['reached'], pacbayes_steps=len(b['history']),
+                pacbayes_forward_draws=evals, pacbayes_bracket=[b['lo'], b['hi']],
+                uncertainty=uncertainty_record(value, se_value, n, res_value, b['reached'], cfg['se_target']),
+                pacbayes_config=dict(variant=variant, seed=seed, **cfg))
+
+# %% ../nbs/50_flatness.ipynb #e4379e15
+def eps_sharpness(problem, deviation: float = 0.1, resolution: float = RESOLUTION, normalized: bool = True,
+                  max_iter: int = 100, progress: bool = False) -> dict:
     "LPF-SGD ε-sharpness: 1/‖Δθ‖ (normalized coordinates) of the gradient step that raises the loss by `deviation`."
+    if not 0 < resolution <= 0.5: raise AugflatError(f"resolution must be in (0, 0.5], got {resolution}")
     L0 = problem.base()['ce']
     _, g = problem.loss_grad(problem.theta)
     s = problem.filter_scale if normalized else torch.ones_like(problem.theta)
     g_phi = g * s; direction = (s * g_phi).to(problem.theta.dtype); gnorm = float(g_phi.norm())
-    if gnorm == 0: return dict(eps=math.inf, eps_eta=math.inf, eps_deviation=0., eps_config=dict(deviation=deviation, normalized=normalized))
+    cfg = dict(deviation=deviation, resolution=resolution, normalized=normalized)
+    if gnorm == 0:
+        return dict(eps=math.inf, eps_eta=math.inf, eps_deviation=0., eps_grad_norm=0., eps_config=cfg,
+                    uncertainty=uncertainty_record(math.inf, 0., 0, math.inf, False))
     rise = lambda eta: float(problem.losses((eta * direction)[None])['ce'][0]) - L0
-    eta, n = 1., 0
-    while rise(eta) < deviation and n < max_grow: eta *= 5; n += 1
-    lo, hi = 1e-16, eta
-    d = rise(eta)
-    for _ in tqdm(range(max_iter), desc='eps-sharpness', disable=not progress, leave=False):
-        if abs(d - deviation) <= tol or hi - lo < eta_tol: break
-        eta = (lo + hi) / 2; d = rise(eta)
-        if d > deviation: hi = eta
-        else: lo = eta
-    return dict(eps=1 / (eta * gnorm), eps_eta=eta, eps_deviation=d, eps_grad_norm=gnorm,
-                eps_config=dict(deviation=deviation, tol=tol, eta_tol=eta_tol, normalized=normalized))
+    b = bisect_level(rise, deviation, (1e-16, 1e16), 1., resolution, max_iter, progress, desc='eps-sharpness')
+    eta = b['level']; value = 1 / (eta * gnorm)
+    return dict(eps=value, eps_eta=eta, eps_deviation=b['d_hi'], eps_bracket=[b['lo'], b['hi']], eps_grad_norm=gnorm,
+                eps_steps=len(b['history']), uncertainty=uncertainty_record(value, 0., 0, b['resolution'], b['reached']),
+                eps_config=cfg)
 
 # %% ../nbs/50_flatness.ipynb #d7c3f0ca
 def _quadratic_eps_closed_form(H, theta, theta_star=None, deviation=0.1):
@@ -311,7 +478,9 @@ def keskar_sharpness(problem, eps: float = 1e-3, method: str = 'lbfgsb', max_ite
     else: raise AugflatError(f"unknown method {method!r}", "use 'lbfgsb' or 'pga'")
     bar.close()
     fmax = max(best[0], L0)
-    return dict(keskar=(fmax - L0) / (1 + L0) * 100, keskar_max_loss=fmax, keskar_evals=n_evals,
+    value = (fmax - L0) / (1 + L0) * 100
+    # a local maximiser, not a search to a level: no Monte-Carlo error and no resolution to report (a lower bound)
+    return dict(keskar=value, keskar_max_loss=fmax, keskar_evals=n_evals, uncertainty=uncertainty_record(value, 0., 0, 0., True),
                 keskar_config=dict(eps=eps, method=method, max_iter=max_iter, subspace_dim=subspace_dim, init=init, seed=seed))
 
 # %% ../nbs/50_flatness.ipynb #a80f075d
@@ -319,8 +488,29 @@ DEFAULT_PACBAYES = 'mag_ce'
 METRICS = ('pacbayes', 'lpf', 'eps', 'keskar')
 DEVIATIONS = ["measures use a seeded random subset of n_train training images, not the full training set",
               "no early exit when the training loss exceeds 0.01 (LPF-SGD's sharp.py quits then)",
-              "filter-normalized noise is drawn on raw weights with per-filter std sigma*norm (equivalent to LPF-SGD's reparametrisation)",
+              "filter-normalized noise is drawn directly on the raw weights with per-filter std sigma*(||w_f||+|b_f|) (LPF-SGD's filter norm, bias included), not through a reparametrised model",
+              "Monte-Carlo draws come in antithetic pairs (u, -u) and their number is sequential (until se <= se_target of the value, at most max_samples) instead of a fixed count of independent draws",
+              "PAC-Bayes and eps-sharpness searches stop at a relative resolution of the value (default 1%), not at the originals' absolute tolerances",
               "Jiang-style PAC-Bayes perturbs BatchNorm affine parameters instead of folding BN into the convolutions"]
+
+FLATNESS_SETTINGS = ('metrics', 'n_train', 'batch_size', 'pacbayes_samples', 'pacbayes_max_samples', 'lpf_samples',
+                     'lpf_max_samples', 'images_per_draw', 'resolution', 'se_target')
+
+def flatness_kwargs(settings: dict) -> dict:
+    """`evaluate_flatness` keyword arguments from a preset's `flatness` settings: `pacbayes_samples`/`lpf_samples` draws
+    to start with, `*_max_samples` caps of the sequential draws, the relative `resolution` and `se_target`."""
+    bad = set(settings) - set(FLATNESS_SETTINGS)
+    if bad: raise AugflatError(f"unknown flatness settings {sorted(bad)}", f"known: {', '.join(FLATNESS_SETTINGS)}")
+    st = dict(resolution=settings.get('resolution', RESOLUTION), se_target=settings.get('se_target', SE_TARGET))
+    ipd = settings.get('images_per_draw')
+    kw = dict(pacbayes=dict(n_samples=settings.get('pacbayes_samples', 10), max_samples=settings.get('pacbayes_max_samples'),
+                            images_per_draw=ipd, **st),
+              lpf_options=dict(n_samples=settings.get('lpf_samples', 100), max_samples=settings.get('lpf_max_samples'),
+                               se_target=st['se_target'], images_per_draw=ipd),
+              eps_options=dict(resolution=st['resolution']), n_train=settings.get('n_train'))
+    if 'metrics' in settings: kw['metrics'] = tuple(settings['metrics'])
+    if 'batch_size' in settings: kw['batch_size'] = settings['batch_size']
+    return kw
 
 def train_subset(data, n_train: int | None, seed: int = 0):
     "A seeded random subset (x, y) of `n_train` examples (all when None or larger than the set)."
@@ -333,8 +523,9 @@ def train_subset(data, n_train: int | None, seed: int = 0):
 def evaluate_flatness(model: nn.Module, data, metrics=('pacbayes', 'lpf', 'eps'), n_train: int | None = 2000,
                       batch_size: int = 256, seed: int = 0, device=None, pacbayes: dict | None = None, lpf_options: dict | None = None,
                       eps_options: dict | None = None, keskar_options: dict | None = None, progress: bool = True,
-                      out=None, extra_config: dict | None = None) -> dict:
-    "Flatness measures of `model` on a seeded training subset; returns `{metric: value, ..., 'details': {...}}`."
+                      out=None, extra_config: dict | None = None, noise_seed: int | None = None) -> dict:
+    """Flatness measures of `model` on a seeded training subset; returns `{metric: value, ..., 'uncertainty':
+    {metric: uncertainty record}, 'details': {...}}`. `seed` picks the subset and, unless `noise_seed` is given, the noise."""
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     for m in metrics:
         if m.split(':')[0] not in METRICS:
@@ -345,27 +536,29 @@ def evaluate_flatness(model: nn.Module, data, metrics=('pacbayes', 'lpf', 'eps')
     prob = NetworkProblem(model, x, y, batch_size=batch_size, device=dev)
     base = prob.base()
     res = dict(train_loss=base['ce'], train_err=base['err'], n_params=len(prob.theta), n_train=len(y))
-    details, times = {}, {}
+    details, times, unc = {}, {}, {}
+    ns = seed if noise_seed is None else noise_seed
     for m in tqdm(metrics, desc='flatness', disable=not progress):
         t = time.perf_counter()
         name, _, variant = m.partition(':')
         if name == 'pacbayes':
-            r = pacbayes_flatness(prob, variant or DEFAULT_PACBAYES, seed=seed, progress=progress, **(pacbayes or {}))
+            r = pacbayes_flatness(prob, variant or DEFAULT_PACBAYES, seed=ns, progress=progress, **(pacbayes or {}))
             res[m] = r['pacbayes']
         elif name == 'lpf':
-            r = lpf(prob, seed=seed, progress=progress, **(lpf_options or {})); res[m] = r['lpf']
+            r = lpf(prob, seed=ns, progress=progress, **(lpf_options or {})); res[m] = r['lpf']
         elif name == 'eps':
             r = eps_sharpness(prob, progress=progress, **(eps_options or {})); res[m] = r['eps']
         else:
-            r = keskar_sharpness(prob, seed=seed, progress=progress, **(keskar_options or {})); res[m] = r['keskar']
-        details[m] = r; times[m] = time.perf_counter() - t
+            r = keskar_sharpness(prob, seed=ns, progress=progress, **(keskar_options or {})); res[m] = r['keskar']
+        details[m] = r; times[m] = time.perf_counter() - t; unc[m] = r['uncertainty']
     wall = time.perf_counter() - t0
-    res['details'], res['seconds'] = details, times
+    res['uncertainty'], res['details'], res['seconds'] = unc, details, times
     if out is not None:
-        config = dict(metrics=metrics, n_train=n_train, batch_size=batch_size, seed=seed, pacbayes=pacbayes,
+        config = dict(metrics=metrics, n_train=n_train, batch_size=batch_size, seed=seed, noise_seed=ns, pacbayes=pacbayes,
                       lpf_options=lpf_options, eps_options=eps_options, keskar_options=keskar_options, **(extra_config or {}))
-        write_json(out, dict(config=config, env=env_info(dev), metrics={k: v for k, v in res.items() if k != 'details'},
-                             details=details, wall_s=wall, deviations=DEVIATIONS))
+        write_json(out, dict(config=config, env=env_info(dev),
+                             metrics={k: v for k, v in res.items() if k not in ('details', 'uncertainty')},
+                             uncertainty=unc, details=details, wall_s=wall, deviations=DEVIATIONS))
     return res
 
 # %% ../nbs/50_flatness.ipynb #a2aeb2cb
@@ -392,13 +585,19 @@ def _cli_flatness(args):
     # inside the run's folder whether the user names the folder or its checkpoint.pt: runs never overwrite each other
     out = Path(args.out) if args.out else run_folder(args.checkpoint)/f'flatness_seed{args.seed}.json'
     writable_dir(out.parent)                     # fail now, not after the measurement
-    pb = dict(n_samples=args.pacbayes_samples) if args.pacbayes_samples else {}
+    mc = dict(max_samples=args.max_samples, images_per_draw=args.images_per_draw, se_target=args.se_target)
+    pb = dict(mc, resolution=args.resolution, **(dict(n_samples=args.pacbayes_samples) if args.pacbayes_samples else {}))
     res = evaluate_flatness(model, data, metrics=[m.strip() for m in args.metrics.split(',') if m.strip()],
-                            n_train=args.n_train, batch_size=args.batch_size, seed=args.seed, device=dev,
-                            pacbayes=pb, lpf_options=dict(n_samples=args.lpf_samples), progress=not args.no_progress, out=out,
+                            n_train=args.n_train, batch_size=args.batch_size, seed=args.seed, device=dev, noise_seed=args.noise_seed,
+                            pacbayes=pb, lpf_options=dict(mc, n_samples=args.lpf_samples), eps_options=dict(resolution=args.resolution),
+                            progress=not args.no_progress, out=out,
                             extra_config=dict(checkpoint=str(args.checkpoint), dataset=name, model=meta.get('model'), aug=meta.get('aug')))
     for k, v in res.items():
-        if k not in ('details', 'seconds'): print(f'{k:>20}: {v:.6g}' if isinstance(v, float) else f'{k:>20}: {v}')
+        if k in res['uncertainty']:
+            u = res['uncertainty'][k]
+            print(f"{k:>20}: {v:.6g} ± {u['se']:.2g} (95% CI {u['ci95'][0]:.4g}–{u['ci95'][1]:.4g}, {u['n_draws']} draws, "
+                  f"resolution {u['resolution']:.2%}{'' if u['se_target_met'] else ', se target NOT met'}{'' if u['reached'] else ', target NOT reached'})")
+        elif k not in ('details', 'seconds', 'uncertainty'): print(f'{k:>20}: {v:.6g}' if isinstance(v, float) else f'{k:>20}: {v}')
     print(f'wrote {out}')
     return res
 
@@ -416,7 +615,13 @@ def register_cli(subparsers):
     p.add_argument('--seed', type=int, default=0, help='seed for the subset and the noise draws (default 0)')
     p.add_argument('--device', default=None, help="'cpu', 'cuda' or 'auto' (default auto)")
     p.add_argument('--pacbayes-samples', type=positive_int, default=None, help='Monte-Carlo draws per bisection step (default: the variant\'s, 10)')
-    p.add_argument('--lpf-samples', type=positive_int, default=100, help='noise draws for LPF (default 100)')
+    p.add_argument('--lpf-samples', type=positive_int, default=100, help='noise draws for LPF')
+    p.add_argument('--max-samples', type=positive_int, default=None,
+                   help='cap of the sequential Monte-Carlo draws per level (default: no more than the first draws)')
+    p.add_argument('--images-per-draw', type=positive_int, default=None, help='score each draw on this many of the images (default all)')
+    p.add_argument('--se-target', type=float, default=SE_TARGET, help='relative standard error aimed for')
+    p.add_argument('--resolution', type=float, default=RESOLUTION, help='relative resolution of the searches')
+    p.add_argument('--noise-seed', type=int, default=None, help='seed of the noise draws (default: --seed)')
     p.add_argument('--out', default=None, help="result JSON path (default: flatness_seed{SEED}.json in the run's folder)")
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     deprecated_alias(p, '--quiet', '--no-progress', flag=True)

@@ -34,6 +34,7 @@ class Recipe:
     flip: bool = True
     crop_pad: int = 4
     eval_batch_size: int = 512
+    cpu_bf16: bool = False        # on CPU: bf16 autocast + channels_last (benchmarks/train_throughput/bf16_cpu.py)
 
 RECIPES = {
     'cifar': Recipe(),                                  # the paper's CIFAR recipe (WRN-40-2, 200 epochs)
@@ -76,21 +77,24 @@ def flip_crop(x: torch.Tensor, pad: int = 4, flip: bool = True, generator: torch
 
 # %% ../nbs/40_train.ipynb #6af44d25
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, device=None) -> torch.Tensor:
-    "Logits of `model` (eval mode) for a uint8 (or [0,1] float) batch `x`, computed in batches, returned on CPU."
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, device=None, bf16: bool = False) -> torch.Tensor:
+    """Logits of `model` (eval mode) for a uint8 (or [0,1] float) batch `x`, computed in batches, returned on CPU.
+    `bf16`: bf16 autocast with channels-last input (on CPU; on CUDA the trainer's own choice)."""
     device = get_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training; model.eval()
     outs = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(device)
         xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-        outs.append(model(xb).float().cpu())
+        if bf16: xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            outs.append(model(xb).float().cpu())
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
 
-def evaluate_accuracy(model: nn.Module, ds: ImageSet, batch_size: int = 512, device=None) -> dict:
+def evaluate_accuracy(model: nn.Module, ds: ImageSet, batch_size: int = 512, device=None, bf16: bool = False) -> dict:
     "Top-1 accuracy (%) and mean cross-entropy on `ds`."
-    logits = predict(model, ds.x, batch_size, device)
+    logits = predict(model, ds.x, batch_size, device, bf16)
     return dict(acc=100.0 * (logits.argmax(1) == ds.y).float().mean().item(), loss=F.cross_entropy(logits, ds.y).item(), n=len(ds))
 
 # %% ../nbs/40_train.ipynb #d2c02216
@@ -177,7 +181,8 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                     deviations=list(getattr(aug, 'deviations', [])), **(meta or {}))
     torch.manual_seed(derive_seed(seed, 'init'))     # initialization and dropout draw from the (checkpointed) global RNG
     net = get_model(model, train_set.num_classes, **(model_kwargs or {})).to(dev)
-    if dev.type == 'cuda': net = net.to(memory_format=torch.channels_last)
+    cpu_bf16 = dev.type == 'cpu' and recipe.cpu_bf16
+    if dev.type == 'cuda' or cpu_bf16: net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay)
     n = len(train_set); bs = recipe.batch_size
@@ -205,7 +210,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     if compile: fwd = torch.compile(fwd)
     x_all = train_set.x.to(dev) if dev.type == 'cuda' else train_set.x        # GPU-resident data path
     y_all = train_set.y.to(dev) if dev.type == 'cuda' else train_set.y
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', enabled=False)
+    amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', dtype=torch.bfloat16, enabled=cpu_bf16)
     step, saved_epoch = start_epoch * steps_per_epoch, start_epoch
     for epoch in range(start_epoch, recipe.epochs):
         net.train(); t0 = time.perf_counter()
@@ -229,7 +234,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                 inp = torch.cat([xb] + views).float().div_(255)
             else:
                 inp = view().float().div_(255)
-            if dev.type == 'cuda': inp = inp.contiguous(memory_format=torch.channels_last)
+            if dev.type == 'cuda' or cpu_bf16: inp = inp.contiguous(memory_format=torch.channels_last)
             with amp:
                 logits = fwd(inp).float()
             if loss_hook is not None:
@@ -257,7 +262,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
             import torch.distributed as dist
             dist.barrier(); continue
         if test_set is not None:
-            ev = evaluate_accuracy(net, test_set, recipe.eval_batch_size, dev)
+            ev = evaluate_accuracy(net, test_set, recipe.eval_batch_size, dev, bf16=cpu_bf16)
             rec.update(test_acc=ev['acc'], test_loss=ev['loss'])
         try:
             atomic_torch_save(dict(model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, history=history,
