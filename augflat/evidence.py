@@ -9,8 +9,8 @@ import numpy as np
 from .core import AugflatError, derive_seed
 
 # %% auto #0
-__all__ = ['LEVEL', 'agreement_bound', 'mcnemar', 'bootstrap_means', 'bootstrap_statistic', 'paired_bootstrap', 'seed_difference',
-           'verdict', 'describe', 'image_scores', 'paired_decision', 'flatness_decision']
+__all__ = ['LEVEL', 'MIN_BOOTSTRAP_N', 'agreement_bound', 'mcnemar', 'bootstrap_means', 'bootstrap_statistic', 'paired_bootstrap',
+           'seed_difference', 'verdict', 'describe', 'image_scores', 'paired_decision', 'flatness_decision']
 
 # %% ../nbs/54_evidence.ipynb #f443eceb
 LEVEL = 0.95
@@ -45,6 +45,8 @@ def mcnemar(event_a, event_b, level: float = LEVEL) -> dict:
                 discordant=[n_ab, n_ba])
 
 # %% ../nbs/54_evidence.ipynb #3c79a043
+MIN_BOOTSTRAP_N = 30
+
 def bootstrap_means(scores, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
     "`scores` (k models × n images, the same images) -> (n_boot, k) means over images resampled with replacement."
     s = np.asarray(scores, np.float64)
@@ -69,8 +71,10 @@ def bootstrap_statistic(scores: dict, statistic, n_boot: int = 2000, seed: int =
     value = float(statistic({k: s[i].mean() for i, k in enumerate(names)}))
     dist = np.asarray(statistic({k: boot[:, i] for i, k in enumerate(names)}), np.float64)
     lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2])
-    return dict(method='paired bootstrap over images', diff=value, ci=[float(lo), float(hi)], level=level,
-                n=int(s.shape[1]), n_boot=n_boot)
+    r = dict(method='paired bootstrap over images', diff=value, ci=[float(lo), float(hi)], level=level,
+             n=int(s.shape[1]), n_boot=n_boot)
+    if r['n'] < MIN_BOOTSTRAP_N: r['undecided'] = f"only {r['n']} images, too few for a bootstrap interval"
+    return r
 
 def paired_bootstrap(score_a, score_b, n_boot: int = 2000, seed: int = 0, level: float = LEVEL,
                      score_range: float | None = None) -> dict:
@@ -110,9 +114,9 @@ def seed_difference(values_a, ses_a, values_b, ses_b, level: float = LEVEL) -> d
 
 # %% ../nbs/54_evidence.ipynb #cb954a39
 def verdict(decision: dict, lower_is_better: bool = True):
-    "True (held), False (not held) or None (undecided: the interval of a − b contains 0, or no interval)."
+    "True (held), False (not held) or None (undecided: the interval of a − b contains 0, no interval, or too few images)."
     ci = decision.get('ci') if decision else None
-    if ci is None: return None
+    if ci is None or decision.get('undecided'): return None
     lo, hi = ci
     if lower_is_better: return True if hi < 0 else False if lo > 0 else None
     return True if lo > 0 else False if hi < 0 else None
@@ -122,7 +126,7 @@ def describe(decision: dict, a: str = 'a', b: str = 'b', unit: str = '') -> str:
     if not decision or decision.get('ci') is None: return f"{a} − {b}: {decision.get('reason', 'no interval') if decision else 'no data'}"
     lo, hi = decision['ci']
     diff = decision['diff'] if abs(decision['diff']) > 1e-9 * max(abs(lo), abs(hi), 1e-300) else 0.0   # float noise
-    extra = f", p={decision['p']:.2g}" if 'p' in decision else ''
+    extra = (f", p={decision['p']:.2g}" if 'p' in decision else '') + (f"; {decision['undecided']}" if decision.get('undecided') else '')
     return (f"{a} − {b} = {diff:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}] "
             f"({decision['method']}, n={decision['n']}{extra})")
 

@@ -272,7 +272,8 @@ def decide_statistic(evidence: dict, metric: str, statistic, label: str, margin:
         d = bootstrap_statistic(scores, statistic, seed=derive_seed(0, 'claim', metric, label))
         held = verdict(d, lower_is_better=False)
         lo, hi = d['ci']
-        text = f"{label} = {d['diff']:+.3g} [{lo:+.3g}, {hi:+.3g}] ({d['method']}, n={d['n']})"
+        text = f"{label} = {d['diff']:+.3g} [{lo:+.3g}, {hi:+.3g}] ({d['method']}, n={d['n']}" + \
+               (f"; {d['undecided']})" if d.get('undecided') else ')')
         return dict(held=held, text=text, decisions=[dict(d, metric=metric, better=label, than='0', held=held, paired=True)])
     v = float(statistic(values))
     held = None if abs(v) <= margin else v > 0

@@ -114,3 +114,10 @@ def test_paired_decision_needs_the_same_images():
     assert paired_decision([pa], [pb], 'pgd_linf_err')['reason'] == "the two models were scored on different images"
     assert paired_decision([pa], [pa], 'mce')['reason'] == "no per-image mce results"
     assert image_scores(pa, 'pgd_linf_err')[2] is True
+
+
+def test_bootstrap_on_few_images_decides_nothing():
+    "Below 30 images the percentile interval undercovers: it is reported, never used for a verdict."
+    a, b = np.arange(10.0), np.arange(10.0) + 50
+    d = paired_bootstrap(a, b, n_boot=200)
+    assert d['ci'][1] < 0 and verdict(d) is None and 'too few' in d['undecided']
