@@ -15,10 +15,10 @@ from .data import load_dataset, subset_per_class
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'NEEDS', 'presets', 'load_preset', 'config_hash', 'paper_values', 'ModelSpec', 'spec_for', 'model_dir',
            'is_trained', 'ensure_model', 'ensure_eval', 'aug_of', 'eval_settings', 'seed_mean', 'sample_sizes',
-           'noise_margin', 'metric_rows', 'compare', 'all_hold', 'beats', 'table_models', 'plan', 'claim',
-           'write_result', 'collect_deviations', 'paper_dir', 'result_done', 'notebook_waves', 'run_notebook',
-           'InlineExecutor', 'run_jobs', 'make_executor', 'reproduce', 'table_markdown', 'table_csv', 'render_report',
-           'register_cli']
+           'noise_margin', 'metric_rows', 'compare', 'all_hold', 'beats', 'decide', 'judge', 'decide_statistic',
+           'part_scope', 'table_models', 'plan', 'claim', 'write_result', 'collect_deviations', 'paper_dir',
+           'result_done', 'notebook_waves', 'run_notebook', 'InlineExecutor', 'run_jobs', 'make_executor', 'reproduce',
+           'table_markdown', 'table_csv', 'sample_size_lines', 'render_report', 'register_cli']
 
 # %% ../nbs/60_reproduce.ipynb #1085625c
 def presets() -> dict: return json.loads(package_file('presets.json').read_text())
@@ -90,14 +90,17 @@ def ensure_eval(runs_dir, spec: ModelSpec, kind: str, settings: dict, device=Non
     from augflat.train import load_checkpoint
     d = ensure_model(runs_dir, spec, device)
     f = d/f"{kind}-{config_hash(settings)}.json"
-    if f.exists(): return read_json(f)
+    from augflat.robustness import per_image_path, save_per_image
+    # a robustness result from before per-image files were kept is redone: claims need the per-image outcomes
+    if f.exists() and (kind != 'robustness' or per_image_path(f).exists()): return dict(read_json(f), file=str(f))
     model, meta = load_checkpoint(d, device or 'cpu')
     with Timer() as t:
         if kind == 'robustness':
             from augflat.robustness import evaluate
             r = evaluate(model, spec.dataset, suite=tuple(settings['suite']), n=settings.get('n'),
                          pgd_n=settings.get('pgd_n'), seed=spec.seed, device=device)
-            res = dict(metrics=r['metrics'], pgd=r.get('pgd'), deviations=r.get('deviations', []))
+            res = dict(metrics=r['metrics'], pgd=r.get('pgd'), deviations=r.get('deviations', []), images=r['images'],
+                       per_image=save_per_image(per_image_path(f), r['per_image']).name)
         elif kind == 'flatness':
             from augflat.flatness import evaluate_flatness, flatness_kwargs
             # measured on the images the model was trained on (its seeded per-class subset), as the paper does
@@ -108,7 +111,7 @@ def ensure_eval(runs_dir, spec: ModelSpec, kind: str, settings: dict, device=Non
     res.update(spec=asdict(spec), settings=settings, env=env_info(device), wall_s=t.s,
                deviations=sorted(set(res.get('deviations', []) + list(meta.get('deviations', [])))))
     write_json(f, res)
-    return res
+    return dict(res, file=str(f))
 
 # %% ../nbs/60_reproduce.ipynb #55224970
 def aug_of(column: str) -> str: return 'none' if column == 'erm' else column
@@ -130,11 +133,13 @@ def _fmt(v):
     return str(v)
 
 def sample_sizes(evaluation: dict) -> dict:
-    """{metric: test images behind it} for the metrics that are rates over images (clean, -C, PGD). mCE averages
-    many corruptions of the *same* images, so its count is the image count (conservative)."""
-    m, pgd = evaluation.get('metrics', {}), evaluation.get('pgd') or {}
+    """{metric: test images (-P: sequences) behind it}. mCE, mFP and the -C-bar error average many corruptions of
+    the *same* images, so their count is the image count."""
+    m, pgd, im = evaluation.get('metrics', {}), evaluation.get('pgd') or {}, evaluation.get('images') or {}
     n = {k: m['clean_n'] for k in ('clean_acc', 'clean_err', 'mce') if 'clean_n' in m and k in m}
     n.update({f'pgd_{norm}_{s}': p['n'] for norm, p in pgd.items() if 'n' in p for s in ('acc', 'err')})
+    for kind, keys in (('c', ('mce', 'mce_alexnet')), ('p', ('mfp',)), ('cbar', ('cbar_err',))):
+        if kind in im: n.update({k: im[kind]['n'] for k in keys if k in m})
     return n
 
 def noise_margin(pct: float, n: int, z: float = 1.96) -> float:
@@ -145,12 +150,15 @@ def noise_margin(pct: float, n: int, z: float = 1.96) -> float:
 
 def metric_rows(cells: dict, wanted: list, paper_table: str | None = None, n: dict | None = None) -> list:
     """`cells`: {column: metrics}; `wanted`: [(our metric key, label, paper row key dict or None)] -> report rows.
-    `n` ({metric: images}, see `sample_sizes`) adds each rate row's `noise` margin, taken at the first column's value."""
+    `n` ({metric: images}, see `sample_sizes`) records each row's image count `n` and its unpaired `noise` margin
+    (taken at the first column's value; used only where per-image results are missing)."""
     rows, ref = [], next(iter(cells))
     for key, label, paper_key in wanted:
         row = dict(label=label, metric=key, values={c: m.get(key) for c, m in cells.items()},
                    paper=paper_values(paper_table, **paper_key) if paper_table and paper_key else None)
-        if n and key in n and row['values'][ref] is not None: row['noise'] = noise_margin(row['values'][ref], n[key])
+        if n and key in n:
+            row['n'] = n[key]
+            if row['values'][ref] is not None: row['noise'] = noise_margin(row['values'][ref], n[key])
         rows.append(row)
     return rows
 
@@ -175,6 +183,108 @@ def beats(values: dict, columns, than: str, lower_is_better: bool = True, margin
     parts = [f"{name}: {', '.join(f'{c} {_fmt(values.get(c))}' for c in res if res[c] is r)}" for name, r in groups
              if any(res[c] is r for c in res)]
     return all_hold(res.values()), f"{than} {_fmt(values.get(than))}; " + '; '.join(parts)
+
+_PER_IMAGE = {}
+
+def _per_image(record: dict):
+    "The per-image arrays beside a robustness record (None for results from before they were kept), cached."
+    from augflat.robustness import per_image_path, load_per_image
+    f = per_image_path(record['file']) if record.get('file') else None
+    if f is None or not f.exists(): return None
+    key = (str(f), f.stat().st_mtime_ns)
+    if key not in _PER_IMAGE:
+        if len(_PER_IMAGE) > 64: _PER_IMAGE.clear()
+        _PER_IMAGE[key] = load_per_image(f)
+    return _PER_IMAGE[key]
+
+def _flatness_metrics():
+    from augflat.flatness import METRICS
+    return METRICS
+
+def decide(evidence: dict, metric: str, better: str, than: str, lower_is_better: bool = True) -> dict:
+    """Is column `better` better than column `than` on `metric`? `evidence` maps columns to their evaluation records
+    (one per seed, as `seed_mean` returns them). Rates over images: the paired deciders of `augflat.evidence` on the
+    per-image files; flatness: the recorded Monte-Carlo errors (and seeds). Where per-image files are missing the
+    old unpaired noise margin decides, and the text says so. -> dict(held, text, metric, better, than[, diff, ci,
+    method, n, paired])."""
+    from augflat.evidence import paired_decision, flatness_decision, verdict, describe
+    from augflat.core import derive_seed
+    out = dict(metric=metric, better=better, than=than)
+    ra, rb = evidence.get(better) or [], evidence.get(than) or []
+    va, vb = [r['metrics'].get(metric) for r in ra], [r['metrics'].get(metric) for r in rb]
+    if not ra or not rb or None in va + vb: return dict(out, held=None, text=f"{better} vs {than}: no {metric} value")
+    a, b = float(sum(va) / len(va)), float(sum(vb) / len(vb))
+    if metric in _flatness_metrics():
+        d = flatness_decision([(r.get('uncertainty') or {}).get(metric) for r in ra],
+                              [(r.get('uncertainty') or {}).get(metric) for r in rb], va, vb)
+    else:
+        pa, pb = [_per_image(r) for r in ra], [_per_image(r) for r in rb]
+        d = (paired_decision(pa, pb, metric, seed=derive_seed(0, 'claim', metric, better, than))
+             if None not in pa + pb else dict(reason='no per-image results'))
+    if d.get('ci') is not None:
+        text = describe(d, better, than) + (f" ({d['note']})" if d.get('note') else '')
+        return dict(out, held=verdict(d, lower_is_better), text=text, diff=d['diff'], ci=d['ci'], method=d['method'],
+                    n=d['n'], paired=True)
+    n = sample_sizes(rb[0]).get(metric)
+    if metric in _flatness_metrics() or not n:
+        return dict(out, held=None, text=f"{better} {_fmt(a)} vs {than} {_fmt(b)}: undecided, {d['reason']}")
+    m = noise_margin(b, n)
+    held = compare({better: a, than: b}, better, than, lower_is_better, m)
+    return dict(out, held=None if held is None else bool(held), diff=a - b,
+                ci=[a - b - m, a - b + m], method='unpaired margin (fallback)', n=n, paired=False,
+                text=f"{better} {_fmt(a)} vs {than} {_fmt(b)}: unpaired margin ±{m:.1f} (fallback: {d['reason']})")
+
+def judge(evidence: dict, metric: str, pairs, lower_is_better: bool = True, combine=None,
+          noninferiority: float | None = None) -> dict:
+    """`decide` every (better, than) of `pairs` on `metric` and combine the verdicts (default `all_hold`)
+    -> dict(held, text, decisions), which `claim` takes in place of a verdict. `noninferiority` (metric units) asks
+    instead "is `better` no worse than `than` by more than this?": held when every interval excludes a larger loss,
+    not held when one lies wholly beyond it, else undecided."""
+    ds = [decide(evidence, metric, a, b, lower_is_better) for a, b in pairs]
+    text = '; '.join(d['text'] for d in ds)
+    if noninferiority is None: return dict(held=(combine or all_hold)([d['held'] for d in ds]), text=text, decisions=ds)
+    def no_worse(d):
+        if d.get('ci') is None: return None
+        lo, hi = d['ci'] if lower_is_better else (-d['ci'][1], -d['ci'][0])     # the loss of `better`
+        return True if hi < noninferiority else False if lo > noninferiority else None
+    for d in ds: d['held'] = no_worse(d)
+    return dict(held=all_hold(d['held'] for d in ds), decisions=ds,
+                text=f"{text}; held when no interval allows a loss above {noninferiority:g}")
+
+def decide_statistic(evidence: dict, metric: str, statistic, label: str, margin: float = 0.) -> dict:
+    """Held when `statistic(means)` > 0, where `means` maps each column of `evidence` to its mean `metric` (write it
+    with numpy ops: inside the paired bootstrap over images they are arrays). Fallback without per-image files:
+    the value against an unpaired `margin`, said in the text. -> dict(held, text, decisions)."""
+    import numpy as np
+    from augflat.evidence import image_scores, bootstrap_statistic, verdict
+    from augflat.core import derive_seed
+    values = {c: float(sum(r['metrics'][metric] for r in rs) / len(rs)) for c, rs in evidence.items()}
+    per = {c: [_per_image(r) for r in rs] for c, rs in evidence.items()}
+    got = {c: [image_scores(p, metric) if p is not None else None for p in ps] for c, ps in per.items()}
+    flat = [g for gs in got.values() for g in gs]
+    if flat and None not in flat and all(np.array_equal(g[0], flat[0][0]) for g in flat):
+        scores = {c: np.mean([np.asarray(g[1], np.float64) * (100 if g[2] else 1) for g in gs], 0) for c, gs in got.items()}
+        d = bootstrap_statistic(scores, statistic, seed=derive_seed(0, 'claim', metric, label))
+        held = verdict(d, lower_is_better=False)
+        lo, hi = d['ci']
+        text = f"{label} = {d['diff']:+.3g} [{lo:+.3g}, {hi:+.3g}] ({d['method']}, n={d['n']}" + \
+               (f"; {d['undecided']})" if d.get('undecided') else ')')
+        return dict(held=held, text=text, decisions=[dict(d, metric=metric, better=label, than='0', held=held, paired=True)])
+    v = float(statistic(values))
+    held = None if abs(v) <= margin else v > 0
+    return dict(held=held, decisions=[],
+                text=f"{label} = {v:+.3g}" + (f": unpaired margin ±{margin:.1f} (fallback: no per-image results)" if margin
+                                              else " (no per-image results, no margin)"))
+
+def part_scope(cfg: dict, part: str) -> dict:
+    """What the preset's set-up `part` (its `scope` key) can show: {'evidence': False, 'why': ...} for a part that
+    runs as a demonstration at this scale, whose claims then read "not evidence at this scale"."""
+    g = cfg.get(part) or {}
+    s = g.get('scope') or {}
+    why = str(s.get('why', ''))
+    try: why = why.format_map(g)        # '{epochs}' etc. read the part's own settings, so the text stays true
+    except (KeyError, IndexError, ValueError, AttributeError): pass
+    return dict(evidence=bool(s.get('evidence', True)), why=why)
 
 # %% ../nbs/60_reproduce.ipynb #6780137b
 NOTEBOOKS = {   # result name -> (notebook under nbs/paper, description)
@@ -216,9 +326,16 @@ def plan(preset: dict, only=None) -> dict:
     return dict(notebooks=names, models=models)
 
 # %% ../nbs/60_reproduce.ipynb #08796680
-def claim(text: str, held, evidence: str, scale_note: str = '') -> dict:
-    "A qualitative claim of the paper, checked: held is True/False, or None when it cannot be decided here."
-    return dict(claim=text, held=None if held is None else bool(held), evidence=evidence, scale=scale_note)
+def claim(text: str, held, evidence: str = '', scale_note: str = '', scope: dict | None = None) -> dict:
+    """A qualitative claim of the paper, checked: held is True/False, None when this run cannot decide it, or a
+    `judge`/`decide_statistic` dict (its verdict, its text — each deciding difference with its interval — and its
+    decisions). `scope` (`part_scope`) marks a claim of a part that is only a demonstration at this scale."""
+    decisions = []
+    if isinstance(held, dict):
+        decisions, evidence, held = held.get('decisions', []), held['text'] + (f"; {evidence}" if evidence else ''), held['held']
+    c = dict(claim=text, held=None if held is None else bool(held), evidence=evidence, scale=scale_note, decisions=decisions)
+    if scope is not None and not scope.get('evidence', True): c.update(scope='demonstration', scope_why=scope.get('why', ''))
+    return c
 
 def write_result(runs_dir, name: str, rows: list, columns: list, title: str, claims=(), deviations=(), figures=(),
                  config=None, wall_s=None, notes=()) -> Path:
@@ -338,8 +455,8 @@ def table_markdown(res: dict) -> str:
     for r in res['rows']:
         paper = r.get('paper') or {}
         cells = [f"{_fmt(r['values'].get(c))} ({_fmt(paper.get(c))})" if paper else _fmt(r['values'].get(c)) for c in cols]
-        noise = f" [±{r['noise']:.1f}]" if r.get('noise') else ''
-        lines.append(f"| {r['label']}{noise} | " + ' | '.join(cells) + ' |')
+        size = f" [n={r['n']}]" if r.get('n') else ''
+        lines.append(f"| {r['label']}{size} | " + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 def table_csv(res: dict, path: Path):
@@ -350,6 +467,23 @@ def table_csv(res: dict, path: Path):
         for r in res['rows']:
             w.writerow([r['label'], 'augflat'] + [r['values'].get(c) for c in res['columns']])
             if r.get('paper'): w.writerow([r['label'], 'paper'] + [r['paper'].get(c) for c in res['columns']])
+
+def sample_size_lines(claims) -> list:
+    "Report lines: per result and metric, the images behind its deciding differences and their 95% half-widths."
+    groups = {}
+    for name, c in claims:
+        if c.get('scope') == 'demonstration': continue
+        for d in c.get('decisions', []):
+            if d.get('ci') is None: continue
+            groups.setdefault((name, d['metric'], d['method'], d['n']), []).append((d['ci'][1] - d['ci'][0]) / 2)
+    if not groups: return []
+    L = ['', '### Sample sizes and interval half-widths', '',
+         "What this run can resolve: a difference smaller than about its half-width is undecided at this sample size.", '',
+         '| result | metric | method | n | 95% half-width (median; range) | differences |', '|---|---|---|---|---|---|']
+    for (name, metric, method, n), hw in sorted(groups.items(), key=lambda kv: kv[0][:2]):
+        hw = sorted(hw)
+        L.append(f"| {name} | {metric} | {method} | {n} | {hw[len(hw) // 2]:.3g}; {hw[0]:.3g}–{hw[-1]:.3g} | {len(hw)} |")
+    return L
 
 def render_report(runs_dir) -> Path:
     "Write runs/<preset>/REPORT.md (+ tables/*.csv) from the result JSONs present."
@@ -377,12 +511,19 @@ def render_report(runs_dir) -> Path:
         claims += [(name, c) for c in res.get('claims', [])]; devs.update(res.get('deviations', []))
     missing = [n for n in NOTEBOOKS if n not in results]
     L += ['## Claims checked', '',
-          "A row label's [±m] is its noise margin: the ~95% half-width of a difference between two of its rates on "
-          "this run's test images (unpaired, so conservative). A claim whose deciding differences fall inside it is "
-          "*undecided*: this run cannot tell.", '',
+          "A row label's [n=…] is the number of test images (-P: sequences) behind it; every model of a run is scored "
+          "on the same images. Each claim is decided from the differences printed beside it, with their 95% "
+          "intervals: paired across models (exact McNemar for clean and PGD errors, a paired bootstrap over images "
+          "for mCE, mFP and the -C-bar error), flatness from each value's Monte-Carlo error (and seeds). **held** / "
+          "**not held** when the intervals lie on one side of zero, **undecided** when one straddles it: this run "
+          "cannot tell. A part the preset runs only as a demonstration reads **not evidence at this scale**.", '',
           '| result | claim | verdict | evidence |', '|---|---|---|---|']
     verdict = {True: 'held', False: 'not held', None: 'undecided'}
-    for name, c in claims: L.append(f"| {name} | {c['claim']} | **{verdict[c['held']]}** | {c['evidence']}{' — ' + c['scale'] if c.get('scale') else ''} |")
+    for name, c in claims:
+        v = 'not evidence at this scale' if c.get('scope') == 'demonstration' else verdict[c['held']]
+        why = f" — {c['scope_why']}" if c.get('scope_why') else ''
+        L.append(f"| {name} | {c['claim']} | **{v}** | {c['evidence']}{' — ' + c['scale'] if c.get('scale') else ''}{why} |")
+    L += sample_size_lines(claims)
     L += ['', "## What the paper's text lost (from the transcription notes)", '']
     L += [f"- **{k}**: {v}" for k, v in pn.get('notes', {}).items()]
     L += ['', '## Deviations from the paper and the original implementations', '']

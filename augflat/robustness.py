@@ -15,9 +15,11 @@ from .core import AugflatError, cache_dir, derive_seed, make_generator, get_devi
 
 # %% auto #0
 __all__ = ['ALEXNET_C_ERROR', 'PGD_PRESETS', 'SUITE', 'fp32_eval', 'to_float_nchw', 'predict', 'accuracy', 'read_c_set',
-           'corruption_errors', 'mce', 'cbar_error', 'flip_probability', 'is_noise_type', 'read_p_set',
-           'sequence_predictions', 'perturbation_flip_probs', 'mfp', 'mfr', 'dataset_family', 'pgd_attack',
-           'robust_accuracy', 'pgd_sweep', 'evaluate', 'format_table', 'register_cli']
+           'corruption_correct', 'errors_from_correct', 'corruption_errors', 'mce', 'cbar_error', 'sequence_flips',
+           'flip_probability', 'is_noise_type', 'read_p_set', 'sequence_predictions', 'perturbation_flips',
+           'flip_probs_from_flips', 'perturbation_flip_probs', 'mfp', 'mfr', 'dataset_family', 'pgd_attack',
+           'robust_correct', 'robust_accuracy', 'pgd_sweep', 'eval_indices', 'save_per_image', 'load_per_image',
+           'per_image_path', 'evaluate', 'save_evaluation', 'format_table', 'register_cli']
 
 # %% ../nbs/52_robustness.ipynb #18b066fe
 @contextmanager
@@ -94,9 +96,9 @@ def read_c_set(c_dir, name: str, severities: int = 5):
                            f"{severities} (severity-major)")
     return x, y.astype(np.int64)
 
-def corruption_errors(model, c_dir, corruptions=C_CORRUPTIONS, severities: int = 5, n: int | None = None,
-                      batch_size: int = 256, device=None, progress: bool = False) -> dict:
-    "Top-1 error (%) per corruption and severity: `{name: [err_s1, ..., err_s5]}`; `n` takes the first n per severity."
+def corruption_correct(model, c_dir, corruptions=C_CORRUPTIONS, severities: int = 5, n: int | None = None,
+                       batch_size: int = 256, device=None, progress: bool = False) -> dict:
+    "Per-image correctness `{name: bool (severities, m)}`, row s = severity s+1; `n` takes the first n per severity."
     out = {}
     it = corruptions
     if progress:
@@ -104,12 +106,18 @@ def corruption_errors(model, c_dir, corruptions=C_CORRUPTIONS, severities: int =
     for name in it:
         x, y = read_c_set(c_dir, name, severities)
         per = len(x) // severities; m = per if n is None else min(n, per)
-        errs = []
-        for s in range(severities):
-            sl = slice(s * per, s * per + m)
-            errs.append(100.0 - accuracy(model, x[sl], y[sl], batch_size, device))
-        out[name] = errs
+        out[name] = np.stack([predict(model, x[s * per:s * per + m], batch_size, device) == y[s * per:s * per + m]
+                              for s in range(severities)])
     return out
+
+def errors_from_correct(correct: dict) -> dict:
+    "`corruption_correct` output -> top-1 error (%) per corruption and severity `{name: [err_s1, ..., err_s5]}`."
+    return {name: [100.0 - 100.0 * float(row.mean()) for row in c] for name, c in correct.items()}
+
+def corruption_errors(model, c_dir, corruptions=C_CORRUPTIONS, severities: int = 5, n: int | None = None,
+                      batch_size: int = 256, device=None, progress: bool = False) -> dict:
+    "Top-1 error (%) per corruption and severity: `{name: [err_s1, ..., err_s5]}`; `n` takes the first n per severity."
+    return errors_from_correct(corruption_correct(model, c_dir, corruptions, severities, n, batch_size, device, progress))
 
 def mce(errors: dict, normalize: str | None = None, corruptions=C_CORRUPTIONS) -> float:
     """mCE (%) from `corruption_errors` output. `normalize=None`: CIFAR's unnormalized mean error over corruptions
@@ -128,23 +136,23 @@ def cbar_error(errors: dict, corruptions=CBAR_CORRUPTIONS) -> float:
     return mce(errors, None, corruptions)
 
 # %% ../nbs/52_robustness.ipynb #b7ce407d
-def flip_probability(preds, noise: bool, difficulty: int = 1) -> float:
-    "Mean flip probability for `preds` (n_sequences × T argmax ids); see the markdown above for the protocol."
+def sequence_flips(preds, noise: bool, difficulty: int = 1):
+    "(flips per sequence as int array, comparisons per sequence) for `preds` (n_sequences × T argmax ids)."
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] < 2:
         raise AugflatError(f"flip_probability needs (n_sequences, T>=2) predictions, got shape {preds.shape}")
-    if noise or difficulty == 1:
-        step = 1
-    else:
-        step = int(difficulty)
     if noise:
         flips = preds[:, 1:] != preds[:, :1]
-        return float(flips.mean(1).mean())
-    per_seq = []
-    for start in range(step):
-        chain = preds[:, start::step]
-        if chain.shape[1] > 1: per_seq.append(chain[:, 1:] != chain[:, :-1])
-    return float(np.concatenate(per_seq, 1).mean(1).mean())
+    else:
+        step = 1 if difficulty == 1 else int(difficulty)
+        chains = [preds[:, start::step] for start in range(step)]
+        flips = np.concatenate([c[:, 1:] != c[:, :-1] for c in chains if c.shape[1] > 1], 1)
+    return flips.sum(1), flips.shape[1]
+
+def flip_probability(preds, noise: bool, difficulty: int = 1) -> float:
+    "Mean flip probability for `preds` (n_sequences × T argmax ids); see the markdown above for the protocol."
+    flips, comparisons = sequence_flips(preds, noise, difficulty)
+    return float(flips.mean() / comparisons)
 
 def is_noise_type(name: str) -> bool: return 'noise' in name
 
@@ -169,17 +177,26 @@ def sequence_predictions(model, x, n: int | None = None, batch_size: int = 256, 
            .reshape(-1, T) for i in range(0, N, seq_per_batch)]
     return np.concatenate(out)
 
-def perturbation_flip_probs(model, p_dir, types=None, n: int | None = None, difficulty: int = 1,
-                            batch_size: int = 256, device=None, progress: bool = False) -> dict:
-    "Flip probability (fraction, not %) per -P type; `types=None` evaluates every `<type>.npy` in `p_dir`."
+def perturbation_flips(model, p_dir, types=None, n: int | None = None, difficulty: int = 1,
+                       batch_size: int = 256, device=None, progress: bool = False) -> dict:
+    "Per-sequence flips `{type: (flips per sequence, comparisons per sequence)}`; `types=None`: every `<type>.npy`."
     p_dir = _need_dir(p_dir, "perturbation (-P)", "--p-dir")
     if types is None: types = sorted(f.stem for f in p_dir.glob('*.npy') if f.stem != 'labels')
     if not types: raise AugflatError(f"no <type>.npy files in {p_dir}")
     it = types
     if progress:
         from tqdm.auto import tqdm; it = tqdm(types, desc="perturbations")
-    return {t: flip_probability(sequence_predictions(model, read_p_set(p_dir, t), n, batch_size, device),
-                                is_noise_type(t), difficulty) for t in it}
+    return {t: sequence_flips(sequence_predictions(model, read_p_set(p_dir, t), n, batch_size, device),
+                              is_noise_type(t), difficulty) for t in it}
+
+def flip_probs_from_flips(flips: dict) -> dict:
+    "`perturbation_flips` output -> flip probability (fraction, not %) per type."
+    return {t: float(f.mean() / comparisons) for t, (f, comparisons) in flips.items()}
+
+def perturbation_flip_probs(model, p_dir, types=None, n: int | None = None, difficulty: int = 1,
+                            batch_size: int = 256, device=None, progress: bool = False) -> dict:
+    "Flip probability (fraction, not %) per -P type; `types=None` evaluates every `<type>.npy` in `p_dir`."
+    return flip_probs_from_flips(perturbation_flips(model, p_dir, types, n, difficulty, batch_size, device, progress))
 
 def mfp(flip_probs: dict) -> float:
     "CIFAR-P mean flip probability in % (unweighted mean over types)."
@@ -241,20 +258,27 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = '
                 x_adv = x_adv.clamp(0, 1)
     return x_adv.detach()
 
-def robust_accuracy(model: nn.Module, x, y, norm: str = 'linf', eps: float = 8 / 255, step: float = 2 / 255,
-                    steps: int = 20, random_start: bool = True, seed: int = 0, batch_size: int = 256,
-                    device=None) -> float:
-    "Accuracy (%) under `pgd_attack` over a dataset (uint8 NCHW, NHWC numpy or float), chunked, seeded."
+def robust_correct(model: nn.Module, x, y, norm: str = 'linf', eps: float = 8 / 255, step: float = 2 / 255,
+                   steps: int = 20, random_start: bool = True, seed: int = 0, batch_size: int = 256,
+                   device=None) -> np.ndarray:
+    "Per-image correctness (bool numpy) under `pgd_attack` (images uint8 NCHW, NHWC numpy or float), chunked, seeded."
     device = _model_device(model) if device is None else get_device(device)
     y = torch.as_tensor(np.asarray(y.cpu() if torch.is_tensor(y) else y), dtype=torch.long)
     g = make_generator(seed, device, 'pgd', norm)
-    correct = 0
+    out = []
     for i in range(0, len(y), batch_size):
         xb, yb = to_float_nchw(x[i:i + batch_size]).to(device), y[i:i + batch_size].to(device)
         xa = pgd_attack(model, xb, yb, norm, eps, step, steps, random_start, g)
         with torch.no_grad(), fp32_eval(model):
-            correct += int((model(xa).argmax(1) == yb).sum())
-    return 100.0 * correct / max(1, len(y))
+            out.append((model(xa).argmax(1) == yb).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, bool)
+
+def robust_accuracy(model: nn.Module, x, y, norm: str = 'linf', eps: float = 8 / 255, step: float = 2 / 255,
+                    steps: int = 20, random_start: bool = True, seed: int = 0, batch_size: int = 256,
+                    device=None) -> float:
+    "Accuracy (%) under `pgd_attack` over a dataset (uint8 NCHW, NHWC numpy or float), chunked, seeded."
+    correct = robust_correct(model, x, y, norm, eps, step, steps, random_start, seed, batch_size, device)
+    return 100.0 * float(correct.sum()) / max(1, len(correct))
 
 def pgd_sweep(model: nn.Module, x, y, norm: str = 'linf', eps_values=None, steps: int | None = None,
               step_rule: float = 2.5, random_start: bool = True, seed: int = 0, batch_size: int = 256,
@@ -281,12 +305,50 @@ def _load_test_set(dataset):
         raise AugflatError("augflat.data is not available to load the test set", "pass an ImageSet instead") from e
     return load_dataset(dataset, 'test')
 
-def _subset(ds, n, seed):
-    "A seeded random subset of n test images (test sets may be stored class by class)."
-    if n is None or n >= len(ds.y): return ds.x, ds.y
-    idx = torch.randperm(len(ds.y), generator=torch.Generator().manual_seed(derive_seed(seed, 'eval-subset')))[:n]
-    idx = idx.sort().values
-    return ds.x[idx], ds.y[idx]
+def eval_indices(labels, n: int | None) -> np.ndarray:
+    """Test-set indices of the images a run scores: a class-balanced n (all when `n` is None) by the rule of the
+    generated -C/-P sets (`augflat.corrupt.select_subset`). They depend on the labels and `n` only, so every model
+    of a run is scored on the same images, and PGD's `pgd_n` ≤ `n` images are a subset of the clean ones."""
+    from augflat.corrupt import select_subset
+    return select_subset(np.asarray(labels.cpu() if torch.is_tensor(labels) else labels), n, 'balanced').astype(np.int64)
+
+def _images_record(idx, selection: str) -> dict:
+    import hashlib
+    return dict(n=int(len(idx)), selection=selection,
+                sha1=hashlib.sha1(np.asarray(idx, np.int64).tobytes()).hexdigest()[:16])
+
+def save_per_image(path, per_image: dict) -> Path:
+    """Write per-image results `{key: array}` as one compressed .npz, atomically; bool arrays are bit-packed
+    (10,000 images × 75 -C cells take ≈ 94 kB). Read back with `load_per_image`."""
+    from augflat.core import atomic_path
+    import json
+    arrays, layout = {}, {}
+    for k, a in per_image.items():
+        a = np.asarray(a)
+        if a.dtype == bool: arrays[k] = np.packbits(a.ravel()); layout[k] = dict(shape=list(a.shape), packed=True)
+        else: arrays[k] = a; layout[k] = dict(shape=list(a.shape), packed=False)
+    arrays['__layout__'] = np.array(json.dumps(layout))
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as fh: np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+def load_per_image(path) -> dict:
+    "The `{key: array}` written by `save_per_image` (bool arrays unpacked to their shapes)."
+    import json
+    path = Path(path)
+    if not path.exists(): raise AugflatError(f"no per-image results at {path}", "rerun the evaluation (it writes them)")
+    with np.load(path, allow_pickle=False) as z:
+        layout = json.loads(str(z['__layout__']))
+        out = {}
+        for k, info in layout.items():
+            a = z[k]
+            out[k] = (np.unpackbits(a, count=int(np.prod(info['shape'], dtype=np.int64))).astype(bool)
+                      .reshape(info['shape']) if info['packed'] else a)
+    return out
+
+def per_image_path(result_json) -> Path:
+    "Where the per-image results of a robustness result JSON live: beside it, same name, `.npz`."
+    return Path(result_json).with_suffix('.npz')
 
 def _complete(d: Path, names, labels: bool) -> bool:
     return d.is_dir() and all((d/f"{n}.npy").exists() for n in names) and (not labels or (d/'labels.npy').exists())
@@ -331,7 +393,9 @@ def _p_types(reference_eval: bool):
 def evaluate(model: nn.Module, dataset='cifar10', suite=SUITE, n: int | None = None, c_dir=None, p_dir=None,
              cbar_dir=None, pgd: dict | None = None, pgd_n: int | None = 500, p_reference_eval: bool = False,
              batch_size: int = 256, device=None, seed: int = 0, progress: bool = False) -> dict:
-    """Run the robustness `suite` on `model`; returns {config, metrics, pgd, sets, deviations, wall_s}.
+    """Run the robustness `suite` on `model`; returns {config, metrics, pgd, sets, deviations, images, per_image,
+    wall_s}: `per_image` holds numpy arrays (per-image correctness, per-sequence flips, the test-set indices of each
+    set, see `save_per_image`), `images` what was chosen and its hash, so two results can be checked to pair.
     `dataset` is a name (test split via augflat.data) or an ImageSet test set; `n` limits images per set
     (None = all); `pgd` maps 'linf'/'l2' to dict(eps, step, steps, random_start) (default: the dataset family's
     preset); `pgd_n` images are attacked (PGD is the slow part)."""
@@ -344,23 +408,35 @@ def evaluate(model: nn.Module, dataset='cifar10', suite=SUITE, n: int | None = N
     timer = time.perf_counter()
     note = _source_note(name) if isinstance(dataset, str) else None
     if note: deviations.append(note)
-    if 'clean' in suite or 'pgd' in suite:
-        test_set = _load_test_set(dataset)
+    per_image, images = {}, {}
+    generated = [k for k, given in (('c', c_dir), ('cbar', cbar_dir), ('p', p_dir)) if k in suite and not given]
+    test_set = _load_test_set(dataset) if ('clean' in suite or 'pgd' in suite or generated) else None
+    chosen = eval_indices(test_set.y, n) if test_set is not None else None
+    def record(kind, idx, selection):
+        per_image[f'{kind}/index'] = idx; images[kind] = _images_record(idx, selection)
+    balanced = 'class-balanced (augflat.corrupt.select_subset)'
+    given_rows = 'the first rows of the given files (released files keep test-set order)'
     if 'clean' in suite:
-        x, y = _subset(test_set, n, seed)
-        metrics['clean_acc'] = accuracy(model, x, y, batch_size, device)
+        correct = predict(model, test_set.x[chosen], batch_size, device) == np.asarray(test_set.y[chosen])
+        metrics['clean_acc'] = 100.0 * float(correct.mean())
         metrics['clean_err'] = 100.0 - metrics['clean_acc']
-        metrics['clean_n'] = len(y)
+        metrics['clean_n'] = len(correct)
+        per_image['clean/correct'] = correct; record('clean', chosen, balanced)
     for kind, given, names in (('c', c_dir, C_CORRUPTIONS), ('cbar', cbar_dir, CBAR_CORRUPTIONS)):
         if kind not in suite: continue
         d = Path(given) if given else _generated_dir(name, kind, names, n, seed, progress=progress)
         sets[kind] = dict(dir=str(d), source='user' if given else 'generated by augflat.corrupt')
         if not given: deviations.append(f"{kind}: generated by augflat.corrupt, not the released "
                                         f"{_pretty(name)}-{'C' if kind == 'c' else 'C-bar'} files")
-        errs = corruption_errors(model, d, names, 5, None if given is None else n, batch_size, device, progress)
+        correct = corruption_correct(model, d, names, 5, None if given is None else n, batch_size, device, progress)
         if kind == 'c':
             extra = [c for c in C_EXTRA if (d/f"{c}.npy").exists()]
-            if extra: errs.update(corruption_errors(model, d, extra, 5, n, batch_size, device))
+            if extra: correct.update(corruption_correct(model, d, extra, 5, n, batch_size, device))
+        errs = errors_from_correct(correct)
+        per_image.update({f'{kind}/{c}': v for c, v in correct.items()})
+        m_images = next(iter(correct.values())).shape[1]
+        record(kind, chosen if not given else np.arange(m_images), balanced if not given else given_rows)
+        if kind == 'c':
             metrics['c_errors'] = errs
             metrics['mce'] = mce(errs)
             if dataset_family(name) == 'imagenet': metrics['mce_alexnet'] = mce(errs, 'alexnet')
@@ -375,23 +451,40 @@ def evaluate(model: nn.Module, dataset='cifar10', suite=SUITE, n: int | None = N
             deviations.append(f"p: generated by augflat.corrupt, not the released {_pretty(name)}-P files")
         sets['p'] = dict(dir=str(d), source='user' if p_dir else 'generated by augflat.corrupt',
                          reference_eval_types=p_reference_eval)
-        fps = perturbation_flip_probs(model, d, types, None if p_dir is None else n, 1, batch_size, device, progress)
+        flips = perturbation_flips(model, d, types, None if p_dir is None else n, 1, batch_size, device, progress)
+        fps = flip_probs_from_flips(flips)
         metrics['p_flip_probs'] = fps; metrics['mfp'] = mfp(fps); sets['p']['types'] = list(fps)
+        for t, (f, comparisons) in flips.items():
+            per_image[f'p/{t}'] = f.astype(np.uint8 if comparisons < 256 else np.uint16)
+            per_image[f'p/{t}/comparisons'] = np.array(comparisons)
+        m_seq = len(next(iter(flips.values()))[0])
+        record('p', chosen if not p_dir else np.arange(m_seq), balanced if not p_dir else given_rows)
     if 'pgd' in suite:
         family = dataset_family(name)
         cfg = pgd or PGD_PRESETS[family]
         m = pgd_n if n is None else (min(n, pgd_n) if pgd_n else n)
-        x, y = _subset(test_set, m, seed)
+        idx = eval_indices(test_set.y, m)
+        x, y = test_set.x[idx], test_set.y[idx]
         for norm, p in cfg.items():
             p = dict(p); rs = p.pop('random_start', True)
-            acc = robust_accuracy(model, x, y, norm, p['eps'], p['step'], p['steps'], rs, seed, batch_size, device)
+            correct = robust_correct(model, x, y, norm, p['eps'], p['step'], p['steps'], rs, seed, batch_size, device)
+            acc = 100.0 * float(correct.mean()) if len(correct) else 0.0
             metrics[f'pgd_{norm}_acc'] = acc; metrics[f'pgd_{norm}_err'] = 100.0 - acc
             pgd_used[norm] = dict(eps=p['eps'], step=p['step'], steps=p['steps'], random_start=rs, n=len(y),
                                   preset=None if pgd else family)
+            per_image[f'pgd/{norm}'] = correct
+        record('pgd', idx, balanced)
     config = dict(dataset=name, suite=list(suite), n=n, pgd_n=pgd_n, seed=seed, batch_size=batch_size,
                   device=str(device), p_reference_eval=p_reference_eval)
-    return dict(config=config, metrics=metrics, pgd=pgd_used, sets=sets, deviations=deviations,
-                wall_s=time.perf_counter() - timer)
+    return dict(config=config, metrics=metrics, pgd=pgd_used, sets=sets, deviations=deviations, images=images,
+                per_image=per_image, wall_s=time.perf_counter() - timer)
+
+def save_evaluation(out, result: dict) -> Path:
+    "Write an `evaluate` result: its per-image arrays to `per_image_path(out)` first, then the JSON (which names them)."
+    result = dict(result)
+    per_image = result.pop('per_image', None)
+    if per_image: result['per_image'] = save_per_image(per_image_path(out), per_image).name
+    return write_json(out, result)
 
 def format_table(result: dict) -> str:
     "A compact text table of the headline numbers of an `evaluate` result (lower is better except accuracy)."
@@ -430,7 +523,7 @@ def _cli_evaluate(args):
     res['config'].update(checkpoint=str(args.checkpoint), model=meta.get('model'), aug=meta.get('aug'))
     res['env_info'] = env_info(get_device(args.device))
     print(format_table(res))
-    write_json(out, res); print(f"wrote {out}")   # if the disk filled meanwhile, the result is kept elsewhere and named
+    save_evaluation(out, res); print(f"wrote {out} (per-image results: {per_image_path(out).name})")
     return res
 
 def register_cli(subparsers):
