@@ -362,7 +362,7 @@ def plan(preset: dict, only=None) -> dict:
 # %% ../nbs/60_reproduce.ipynb #9d5288c4
 DRY_RUN = dict(train_steps=2, batch_size=8, train_per_class=2, eval_images=64, flatness_images=8, suite_images=1,
                mc_samples=1, tol=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
-               stand_ins={'cifar100': 'cifar10'})
+               cae_steps=20, stand_ins={'cifar100': 'cifar10'})
 
 def dataset_present(name: str) -> bool:
     from augflat.data import locate
@@ -409,6 +409,9 @@ def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
               batch_size=min(db.get('batch_size', 32), S['domainbed_batch_size']),
               max_per_domain=cap(db.get('max_per_domain'), S['domainbed_images_per_domain']))
     d['theory']['smoke'] = True
+    from augflat.augment.deepaug import CAE_STEPS      # DeepAugment's own CAE fit (when its weights are absent) is a size
+    deep = d.setdefault('aug_params', {}).setdefault('deepaug', {})
+    deep['cae_steps'] = min(deep.get('cae_steps', CAE_STEPS), S['cae_steps'])
     d['deviations'] = devs
     return validate_preset(d)
 

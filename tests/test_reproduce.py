@@ -103,3 +103,70 @@ def test_external_executors_run_jobs(kind, tmp_path):
         assert r['status'] == 'failed' and 'no-such-aug' in r['error']
     finally:
         ex.shutdown()
+
+
+def test_dask_scheduler_reruns_a_killed_workers_job_from_its_checkpoint(tmp_path):
+    """`--executor dask --scheduler ADDRESS`: jobs go to an existing cluster (here a LocalCluster of two one-thread
+    worker processes on loopback). The worker training a model is killed after its first epoch checkpoint; dask
+    reschedules the job, which resumes from that checkpoint (epoch 1's record is kept, not redone). About 20 s."""
+    pytest.importorskip('distributed')
+    from distributed import LocalCluster
+    require_dataset('cifar10')
+    spec = ModelSpec('cifar10', 'convnet_small', 'none', 0, epochs=4, subset_per_class=100, batch_size=32, lr=0.05)
+    ckpt = model_dir(tmp_path, spec)/'checkpoint.pt'
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1', dashboard_address=None) as cluster:
+        ex = make_executor(kind='dask', scheduler=cluster.scheduler_address)
+        client = ex._client
+        try:
+            fut = ex.submit(_train_job, str(tmp_path), spec, {}, 'cpu')
+            while not ckpt.exists():                        # progress: the first epoch's checkpoint
+                assert not fut.done(), f"the job ended before its first checkpoint: {fut.result()}"
+                time.sleep(0.02)
+            first = torch.load(ckpt, weights_only=False)['history'][0]
+            busy = [w for w, keys in client.processing().items() if keys]
+            assert len(busy) == 1, client.processing()
+            os.kill(client.run(os.getpid)[busy[0]], signal.SIGKILL)
+            r = fut.result()
+        finally:
+            client.close()
+    assert r['status'] == 'done', r
+    history = [json.loads(l) for l in (model_dir(tmp_path, spec)/'metrics.jsonl').read_text().splitlines()]
+    assert [h['epoch'] for h in history] == [1, 2, 3, 4]
+    assert history[0] == first, "epoch 1 was trained again instead of resumed"
+
+
+def test_reproduce_command_line_options(tmp_path):
+    "--preset FILE, --set, --dry-run and --scheduler reach `reproduce`; bad keys and values are one-line errors."
+    from augflat.cli import build_parser, main
+    a = build_parser().parse_args(['reproduce', '--preset', 'paper', '--set', 'cifar.epochs=2', '--dry-run',
+                                   '--executor', 'dask', '--scheduler', 'tcp://127.0.0.1:8786'])
+    assert (a.preset, a.overrides, a.dry_run, a.executor, a.scheduler) == ('paper', ['cifar.epochs=2'], True, 'dask', 'tcp://127.0.0.1:8786')
+    assert main(['reproduce', '--preset', 'smoke', '--set', 'cifar.epoch=2', '--runs', str(tmp_path)]) == 1
+    assert main(['reproduce', '--preset', 'smoke', '--scheduler', 'tcp://127.0.0.1:8786', '--runs', str(tmp_path)]) == 1   # needs --executor dask
+    f = tmp_path/'mine.json'; f.write_text(json.dumps({'extends': 'smoke', 'cifar': {'epochs': 'many'}}))
+    assert main(['reproduce', '--preset', str(f), '--runs', str(tmp_path)]) == 1
+    assert not list(tmp_path.glob('*/models')), "nothing ran"
+
+
+def test_reproduce_command_line_errors_are_one_line(tmp_path, cli_env):
+    r = subprocess.run([sys.executable, '-m', 'augflat.cli', 'reproduce', '--preset', 'smoke', '--set', 'cifar.epochs=two',
+                        '--runs', str(tmp_path)], env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip().count('\n') <= 1, r.stderr
+    assert 'cifar.epochs expects a positive integer' in r.stderr
+
+
+def test_gpu_preset_options_reach_the_trainer(tmp_path, monkeypatch):
+    "The gpu preset asks for torch.compile; the trainer gets it on CUDA only (bf16, channels_last, resident data follow the device)."
+    import augflat.train
+    cfg = load_preset('gpu')
+    spec = spec_for(cfg, 'cifar', 'augmix')
+    assert spec.compile and spec.jsd and spec.subset_per_class is None and cfg['robustness']['n'] is None
+    assert spec.key == spec_for(load_preset('gpu', ['train.compile=false']), 'cifar', 'augmix').key   # how, not what
+    seen = {}
+    monkeypatch.setattr(augflat.train, 'train', lambda *a, **kw: seen.update(kw))
+    from augflat.data import ImageSet
+    monkeypatch.setattr('augflat.reproduce.load_dataset',
+                        lambda *a, **kw: ImageSet(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.arange(4) % 2, ['a', 'b']))
+    from augflat.reproduce import ensure_model
+    ensure_model(tmp_path, spec, 'cpu')
+    assert seen['compile'] is False and seen['aug'] is not None and seen['loss_hook'] is not None
