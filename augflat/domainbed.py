@@ -200,8 +200,7 @@ def run_domainbed(dataset: str = 'pacs', aug='none', steps: int = 2500, trials: 
     bad = [t for t in test_envs if not isinstance(t, int) or not 0 <= t < len(names)]
     if bad: raise AugflatError(f"unknown test domains {bad}", f"use indices 0..{len(names) - 1} or names {names}")
     if steps < 1 or trials < 1: raise AugflatError("steps and trials must be >= 1")
-    if image_size and image_size != data.x.shape[-1] and image_size > data.x.shape[-1]:
-        raise AugflatError(f"image_size {image_size} exceeds the stored {data.x.shape[-1]} px")
+    stored = data.x.shape[-1]   # a larger image_size is reached by upsampling each batch (recorded below)
     if max_per_domain:
         keep = []
         for d in range(len(names)):
@@ -240,8 +239,10 @@ def run_domainbed(dataset: str = 'pacs', aug='none', steps: int = 2500, trials: 
             r['key'] = key; append_jsonl(log, r); done[(names[t], trial)] = r
     per_trial = {names[t]: [done[(names[t], k)]['selected']['test_acc'] for k in range(trials)] for t in test_envs}
     for r in done.values(): deviations += [d for d in r.get('deviations', []) if d not in deviations]
+    if image_size and image_size > stored:
+        deviations.append(f"images stored at {stored} px, upsampled (bilinear) to {image_size} px")
     if image_size and image_size < 224: deviations.append(f"images at {image_size} px (DomainBed: 224 px)")
-    elif data.x.shape[-1] < 224: deviations.append(f"images at {data.x.shape[-1]} px (DomainBed: 224 px)")
+    elif not image_size and data.x.shape[-1] < 224: deviations.append(f"images at {data.x.shape[-1]} px (DomainBed: 224 px)")
     if max_per_domain: deviations.append(f"at most {max_per_domain} images per domain (a seeded subset)")
     if steps != 2500: deviations.append(f"{steps} steps (paper: 2,500)")
     if trials != 3: deviations.append(f"{trials} trial(s) (paper: 3)")

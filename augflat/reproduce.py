@@ -9,24 +9,157 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch
-from .core import AugflatError, write_json, read_json, env_info, repo_root, Timer, package_file, paper_numbers
+from .core import AugflatError, write_json, read_json, env_info, repo_root, Timer, package_file, paper_numbers, get_device
 from .data import load_dataset, subset_per_class
 
 # %% auto #0
-__all__ = ['NOTEBOOKS', 'NEEDS', 'presets', 'load_preset', 'config_hash', 'paper_values', 'ModelSpec', 'spec_for', 'model_dir',
+__all__ = ['POS', 'PRESET_SCHEMA', 'NOTEBOOKS', 'NEEDS', 'DRY_RUN', 'presets', 'validate_preset', 'parse_override',
+           'apply_overrides', 'load_preset', 'config_hash', 'paper_values', 'ModelSpec', 'spec_for', 'model_dir',
            'is_trained', 'ensure_model', 'ensure_eval', 'aug_of', 'eval_settings', 'seed_mean', 'sample_sizes',
            'noise_margin', 'metric_rows', 'compare', 'all_hold', 'beats', 'decide', 'judge', 'decide_statistic',
-           'part_scope', 'table_models', 'plan', 'claim', 'write_result', 'collect_deviations', 'paper_dir',
-           'result_done', 'notebook_waves', 'run_notebook', 'InlineExecutor', 'run_jobs', 'make_executor', 'reproduce',
-           'table_markdown', 'table_csv', 'sample_size_lines', 'render_report', 'register_cli']
+           'part_scope', 'table_models', 'plan', 'dataset_present', 'data_notes', 'dry_run', 'claim', 'write_result',
+           'collect_deviations', 'paper_dir', 'result_done', 'notebook_waves', 'run_notebook', 'InlineExecutor',
+           'run_jobs', 'make_executor', 'reproduce', 'table_markdown', 'table_csv', 'sample_size_lines',
+           'render_report', 'register_cli']
 
 # %% ../nbs/60_reproduce.ipynb #1085625c
 def presets() -> dict: return json.loads(package_file('presets.json').read_text())
 
-def load_preset(name: str) -> dict:
+POS = 'positive integer'
+_ROBUSTNESS = {'n': (POS, None), 'pgd_n': (POS, None), 'suite': ['suite entry']}
+_FLATNESS = {'n_train': (POS, None), 'metrics': ['flatness metric'], 'lpf_samples': POS, 'pacbayes_samples': POS,
+             'tol': float}
+def _optional(schema: dict) -> dict: return {k.rstrip('?') + '?': v for k, v in schema.items()}
+_GROUP = {'dataset': str, 'model': 'model', 'subset_per_class': (POS, None), 'epochs': POS, 'batch_size': POS,
+          'lr': float, 'max_steps?': (POS, None), 'robustness?': _optional(_ROBUSTNESS), 'flatness?': _optional(_FLATNESS)}
+PRESET_SCHEMA = {   # 'key?' is optional; (a, b): either; [x]: a list of x; dict: a mapping with these keys
+    'name?': str, 'description': str, 'extends?': str, 'deviations?': [str], 'seeds': [int],
+    'cifar': _GROUP, 'tiny': _GROUP,
+    'backbones': {**{k: v for k, v in _GROUP.items() if k != 'model'}, 'models': ['model'], 'augs?': ['augmentation']},
+    'augs': ['augmentation'], 'combos': ['augmentation'], 'adversarial': ['augmentation'], 'augmix_jsd': bool,
+    'robustness': _ROBUSTNESS, 'flatness': _FLATNESS,
+    'density': {'datasets': [str], 'n_images': POS, 'samples_per_image': POS},
+    'domainbed': {'dataset': str, 'steps': POS, 'trials': POS, 'image_size': (POS, None), 'backbone': 'model',
+                  'augs': ['augmentation'], 'test_envs': [int], 'lr?': float, 'checkpoint_freq?': (POS, None),
+                  'batch_size?': POS, 'max_per_domain?': (POS, None)},
+    'theory': {'smoke': bool},
+    'aug_params?': 'mapping',        # {augmentation: {parameter: value}}, checked when the augmentation is built
+    'train?': {'compile?': bool},    # device options of the trainer (GPU)
+}
+
+def _names(kind: str) -> list:
+    "The valid names of a registry-backed value kind."
+    if kind == 'model': from augflat.models import list_models; return list_models()
+    if kind == 'augmentation': from augflat.augment.registry import list_augmentations; return list_augmentations()
+    if kind == 'suite entry': from augflat.robustness import SUITE; return list(SUITE)
+    if kind == 'flatness metric': from augflat.flatness import METRICS; return list(METRICS)
+    return []
+
+def _fits(value, spec) -> bool:
+    if spec is None: return value is None
+    if spec is bool: return isinstance(value, bool)
+    if spec is int: return isinstance(value, int) and not isinstance(value, bool)
+    if spec is float: return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec is str: return isinstance(value, str)
+    if spec == POS: return _fits(value, int) and value >= 1
+    if spec == 'mapping': return isinstance(value, dict)
+    if spec == 'augmentation': return isinstance(value, str) and (':' in value or value in _names(spec))  # module:callable too
+    if isinstance(spec, str): return isinstance(value, str) and value in _names(spec)
+    raise TypeError(spec)
+
+def _describe(spec) -> str:
+    if isinstance(spec, tuple): return ' or '.join(_describe(s) for s in spec)
+    if isinstance(spec, list): return f"a list of {_describe(spec[0])}s"
+    if isinstance(spec, dict): return 'a mapping'
+    if spec is None: return 'null'
+    if isinstance(spec, str) and _names(spec): return f"a {spec} ({', '.join(_names(spec))})"
+    return {bool: 'true/false', int: 'an integer', float: 'a number', str: 'a string'}.get(spec, f"a {spec}")
+
+def _check(value, spec, path: str):
+    "Raise a one-line AugflatError naming `path` when `value` does not fit `spec`."
+    if isinstance(spec, dict):
+        if not isinstance(value, dict): raise AugflatError(f"preset key {path} must be a mapping, got {value!r}")
+        known = {k.rstrip('?'): k for k in spec}
+        for k, v in value.items():
+            if k not in known:
+                raise AugflatError(f"unknown preset key {(path + '.' if path else '') + str(k)!r}",
+                                   f"keys{' of ' + path if path else ''}: {', '.join(known)}")
+            _check(v, spec[known[k]], f"{path}.{k}" if path else k)
+        missing = [k for k in spec if not k.endswith('?') and k not in value]
+        if missing: raise AugflatError(f"preset{' key ' + path if path else ''} misses {', '.join(missing)}")
+    elif isinstance(spec, list):
+        if not isinstance(value, list): raise AugflatError(f"preset key {path} expects {_describe(spec)}, got {value!r}")
+        for i, v in enumerate(value): _check(v, spec[0], f"{path}[{i}]")
+    elif not any(_fits(value, s) for s in (spec if isinstance(spec, tuple) else (spec,))):
+        raise AugflatError(f"preset key {path} expects {_describe(spec)}, got {value!r}")
+
+def validate_preset(cfg: dict) -> dict:
+    "`cfg` unchanged when it fits `PRESET_SCHEMA`; else a one-line error naming the key."
+    _check(cfg, PRESET_SCHEMA, '')
+    return cfg
+
+def _schema_at(path: list):
+    spec = PRESET_SCHEMA
+    for k in path:
+        spec = spec.get(k, spec.get(k + '?')) if isinstance(spec, dict) else None
+        if spec is None: return None
+    return spec
+
+def _merge(base: dict, over: dict) -> dict:
+    "`base` with `over` merged in, mappings key by key (so a file or --set changes one entry of a set-up)."
+    out = dict(base)
+    for k, v in over.items(): out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+def parse_override(text: str) -> tuple:
+    "'cifar.epochs=2' -> (['cifar', 'epochs'], 2). Values are JSON (2, 0.1, true, null, [0,1]) or plain strings."
+    if '=' not in text: raise AugflatError(f"--set expects key.path=value, got {text!r}", "e.g. --set cifar.epochs=2")
+    key, raw = text.split('=', 1)
+    path = [k for k in key.strip().split('.')]
+    if not all(path): raise AugflatError(f"--set {text!r}: empty key in {key!r}")
+    if _schema_at(path) is None and path[0] != 'aug_params':
+        parent = _schema_at(path[:-1])
+        known = ', '.join(k.rstrip('?') for k in parent) if isinstance(parent, dict) else ''
+        raise AugflatError(f"unknown preset key {key!r} in --set {text}", f"keys here: {known}" if known else '')
+    try: value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+        if isinstance(_schema_at(path), list):   # augs=none,augmix
+            value = [json.loads(v) if v.strip().lstrip('-').isdigit() else v.strip() for v in raw.split(',') if v.strip()]
+    return path, value
+
+def apply_overrides(cfg: dict, overrides=()) -> dict:
+    "`cfg` with each 'key.path=value' of `overrides` set (a copy; intermediate mappings are created)."
+    out = json.loads(json.dumps(cfg))
+    for text in overrides or ():
+        path, value = parse_override(text)
+        node = out
+        for k in path[:-1]:
+            if not isinstance(node.get(k, {}), dict): raise AugflatError(f"--set {text}: preset key {k!r} is not a mapping")
+            node = node.setdefault(k, {})
+        node[path[-1]] = value
+    return out
+
+def _preset_file(path: Path) -> dict:
+    if not path.is_file(): raise AugflatError(f"no preset file {path}", f"built-in presets: {', '.join(presets())}")
+    try: data = json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise AugflatError(f"preset file {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict): raise AugflatError(f"preset file {path} must hold a JSON object (a mapping)")
+    data.pop('preset_hash', None)               # a run's own runs/<name>/preset.json can be passed back
+    base = data.get('extends')
+    if base is not None:
+        if base not in presets(): raise AugflatError(f"{path}: extends unknown preset {base!r}", f"known: {', '.join(presets())}")
+        data = _merge(presets()[base], data)
+    return dict(data, name=data.get('name') or path.stem)
+
+def load_preset(name, overrides=()) -> dict:
+    """A built-in preset by name, or a preset JSON file (a whole preset, or `"extends": "<built-in>"` plus the entries
+    it changes), with `overrides` ('key.path=value') applied; validated against `PRESET_SCHEMA`."""
     p = presets()
-    if name not in p: raise AugflatError(f"unknown preset {name!r}", f"known: {', '.join(p)}")
-    return dict(p[name], name=name)
+    if str(name) in p: cfg = dict(p[str(name)], name=str(name))
+    elif str(name).endswith('.json') or Path(name).is_file(): cfg = _preset_file(Path(name))
+    else: raise AugflatError(f"unknown preset {str(name)!r}", f"known: {', '.join(p)}, or a path to a preset .json file")
+    return validate_preset(apply_overrides(cfg, overrides))
 
 def config_hash(obj) -> str: return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -50,10 +183,13 @@ class ModelSpec:
     lr: float = 0.1
     jsd: bool = False
     aug_params: str = ''          # JSON of the augmentation's parameters ('' = its defaults)
+    max_steps: int | None = None  # stop after this many optimizer steps (dry runs)
+    compile: bool = field(default=False, compare=False)   # torch.compile (GPU): how it runs, not what it learns
     @property
     def key(self) -> str:
         a = self.aug.replace('+', '_') + ('_jsd' if self.jsd else '') + (f"_{config_hash(self.aug_params)}" if self.aug_params else '')
-        return f"{self.dataset}-{self.model}-{a}-s{self.seed}-e{self.epochs}-k{self.subset_per_class or 'all'}"
+        return (f"{self.dataset}-{self.model}-{a}-s{self.seed}-e{self.epochs}-k{self.subset_per_class or 'all'}"
+                + (f"-m{self.max_steps}" if self.max_steps else ''))
 
 def spec_for(preset: dict, group: str, aug: str, seed: int = 0, model: str | None = None) -> ModelSpec:
     "The `ModelSpec` of set-up `group` ('cifar', 'tiny', 'backbones') of `preset` trained with `aug`."
@@ -63,13 +199,16 @@ def spec_for(preset: dict, group: str, aug: str, seed: int = 0, model: str | Non
     parts = aug.split('+')
     params = ap.get(aug, {}) if len(parts) == 1 else {p: ap[p] for p in parts if p in ap}   # combinations: one dict per part
     return ModelSpec(g['dataset'], model or g['model'], aug, seed, g['epochs'], g['subset_per_class'], g['batch_size'],
-                     g['lr'], jsd, json.dumps(params, sort_keys=True) if params else '')
+                     g['lr'], jsd, json.dumps(params, sort_keys=True) if params else '', g.get('max_steps'),
+                     bool(preset.get('train', {}).get('compile')))
 
 def model_dir(runs_dir, spec: ModelSpec) -> Path: return Path(runs_dir)/'models'/spec.key
 
 def is_trained(runs_dir, spec: ModelSpec) -> bool:
     f = model_dir(runs_dir, spec)/'train.json'
-    return f.exists() and read_json(f)['final'].get('epoch') == spec.epochs
+    if not f.exists(): return False
+    final = read_json(f)['final']
+    return final.get('epoch') == spec.epochs or (spec.max_steps is not None and final.get('step') == spec.max_steps)
 
 def ensure_model(runs_dir, spec: ModelSpec, device=None, progress=False) -> Path:
     "Train `spec` into its folder unless already done; returns the folder."
@@ -78,10 +217,11 @@ def ensure_model(runs_dir, spec: ModelSpec, device=None, progress=False) -> Path
     if is_trained(runs_dir, spec): return d
     tr = subset_per_class(load_dataset(spec.dataset, 'train'), spec.subset_per_class, seed=spec.seed)
     recipe = get_recipe('tinyimagenet' if spec.dataset == 'tinyimagenet' else 'cifar', epochs=spec.epochs,
-                        batch_size=spec.batch_size, lr=spec.lr)
+                        batch_size=spec.batch_size, lr=spec.lr, max_steps=spec.max_steps)
     aug, hook = build_augmentation(spec.aug, json.loads(spec.aug_params or '{}'), spec.jsd)
     train(spec.model, tr, recipe, d, aug=aug, loss_hook=hook, seed=spec.seed, device=device,
-          resume=(d/'checkpoint.pt').exists(), progress=progress, meta=dict(spec=asdict(spec)))
+          resume=(d/'checkpoint.pt').exists(), progress=progress, meta=dict(spec=asdict(spec)),
+          compile=spec.compile and get_device(device).type == 'cuda')
     return d
 
 # %% ../nbs/60_reproduce.ipynb #45d00c91
@@ -325,6 +465,62 @@ def plan(preset: dict, only=None) -> dict:
         for spec, kinds in table_models(preset, n): models.setdefault(spec, {}).update(kinds)
     return dict(notebooks=names, models=models)
 
+# %% ../nbs/60_reproduce.ipynb #9d5288c4
+DRY_RUN = dict(train_steps=2, batch_size=8, train_per_class=2, eval_images=64, flatness_images=8, suite_images=1,
+               mc_samples=1, tol=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
+               cae_steps=20, stand_ins={'cifar100': 'cifar10'})
+
+def dataset_present(name: str) -> bool:
+    from augflat.data import locate
+    try: locate(name); return True
+    except AugflatError: return False
+
+def data_notes(cfg: dict) -> list:
+    "What the data found here cannot give preset `cfg`, said before any job runs."
+    used = {cfg[g]['dataset'] for g in ('cifar', 'tiny', 'backbones')} | {cfg['domainbed']['dataset']}
+    return [f"dataset {ds} is absent here: the jobs and rows that need it will fail (see failures.json)"
+            for ds in sorted(used) if not dataset_present(ds)]
+
+def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
+    "Preset `cfg` named '<name>-dry' with every setting kept and only sizes truncated to `sizes` (`DRY_RUN`)."
+    S = {**DRY_RUN, **(sizes or {})}
+    cap = lambda v, m: m if v is None else min(v, m)
+    d = json.loads(json.dumps(cfg)); name = cfg['name']
+    devs = list(d.get('deviations', [])) + [f"dry run of preset {name}: every setting, truncated sizes; the numbers "
+                                            "test the code paths, not the paper"]
+    d.update(name=f"{name}-dry", seeds=cfg['seeds'][:1],
+             description=f"Dry run of preset {name}: its models, resolutions, augmentations, JSD, evaluation suites, "
+                         f"attack settings and DomainBed backbone, at truncated sizes. {cfg['description']}")
+    for g in ('cifar', 'tiny', 'backbones'):
+        grp = d[g]
+        grp.update(epochs=1, max_steps=S['train_steps'], batch_size=min(grp['batch_size'], S['batch_size']),
+                   subset_per_class=cap(grp['subset_per_class'], S['train_per_class']))
+        if 'robustness' in grp:
+            grp['robustness'].update({k: cap(grp['robustness'].get(k), S['suite_images']) for k in ('n', 'pgd_n')})
+        if 'flatness' in grp: grp['flatness']['n_train'] = cap(grp['flatness'].get('n_train'), S['flatness_images'])
+        ds = grp['dataset']
+        if ds in S['stand_ins'] and not dataset_present(ds):
+            grp['dataset'] = S['stand_ins'][ds]
+            devs.append(f"dry run: {ds} is absent here, the {g} set-up runs on {grp['dataset']} (same resolution)")
+    bb = d['backbones']; bb['augs'] = bb.get('augs', d['augs'])[:1]
+    devs.append(f"dry run: the other backbones train with {bb['augs'][0]} only (every augmentation runs in the CIFAR set-up)")
+    d['robustness'].update(n=cap(d['robustness']['n'], S['suite_images']), pgd_n=cap(d['robustness']['pgd_n'], S['suite_images']))
+    fl = d['flatness']
+    fl.update(n_train=cap(fl['n_train'], S['flatness_images']), lpf_samples=min(fl['lpf_samples'], S['mc_samples']),
+              pacbayes_samples=min(fl['pacbayes_samples'], S['mc_samples']), tol=max(fl['tol'], S['tol']))   # tol: bisection steps
+    de = d['density']
+    de.update(n_images=min(de['n_images'], S['eval_images']), samples_per_image=min(de['samples_per_image'], S['mc_samples']))
+    db = d['domainbed']
+    db.update(steps=S['domainbed_steps'], trials=1, test_envs=db['test_envs'][:1], checkpoint_freq=S['domainbed_steps'],
+              batch_size=min(db.get('batch_size', 32), S['domainbed_batch_size']),
+              max_per_domain=cap(db.get('max_per_domain'), S['domainbed_images_per_domain']))
+    d['theory']['smoke'] = True
+    from augflat.augment.deepaug import CAE_STEPS      # DeepAugment's own CAE fit (when its weights are absent) is a size
+    deep = d.setdefault('aug_params', {}).setdefault('deepaug', {})
+    deep['cae_steps'] = min(deep.get('cae_steps', CAE_STEPS), S['cae_steps'])
+    d['deviations'] = devs
+    return validate_preset(d)
+
 # %% ../nbs/60_reproduce.ipynb #08796680
 def claim(text: str, held, evidence: str = '', scale_note: str = '', scope: dict | None = None) -> dict:
     """A qualitative claim of the paper, checked: held is True/False, None when this run cannot decide it, or a
@@ -410,24 +606,42 @@ def run_jobs(ex: Executor, fn, arg_tuples):
     from concurrent.futures import as_completed
     for f in as_completed([ex.submit(fn, *args) for args in arg_tuples]): yield f.result()
 
-def make_executor(jobs: int = 1, kind: str = 'process') -> Executor:
+def make_executor(jobs: int = 1, kind: str = 'process', scheduler: str | None = None, retries: int = 2) -> Executor:
+    """An executor for the run's jobs. 'dask' connects to the dask.distributed scheduler at `scheduler` (e.g.
+    'tcp://head:8786'; workers started with one thread each, one per GPU, take one job at a time), or starts a local
+    cluster of `jobs` worker processes. A job that raises is retried `retries` times; a job whose worker dies is
+    rescheduled by dask on another worker, and resumes from the model's last epoch checkpoint."""
+    if scheduler and kind != 'dask': raise AugflatError("--scheduler needs --executor dask")
     if jobs <= 1 and kind == 'process': return InlineExecutor()
     if kind == 'process': return ProcessPoolExecutor(max_workers=jobs)
     if kind == 'thread': return ThreadPoolExecutor(max_workers=jobs)
     if kind == 'dask':
         try: from dask.distributed import Client
         except ImportError: raise AugflatError("the dask executor needs dask.distributed", "pip install 'dask[distributed]'") from None
-        return Client(n_workers=jobs, threads_per_worker=1, processes=True).get_executor()
+        if scheduler:
+            try: client = Client(scheduler, timeout=30)
+            except OSError as e: raise AugflatError(f"cannot reach the dask scheduler at {scheduler}: {e}",
+                                                    "start one with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`") from None
+        else: client = Client(n_workers=jobs, threads_per_worker=1, processes=True)
+        # pure=False: a job is an action (training writes files), so two identical submissions both run
+        return client.get_executor(pure=False, retries=retries)
     raise AugflatError(f"unknown executor {kind!r}", "use process, thread or dask")
 
 # %% ../nbs/60_reproduce.ipynb #b0fb6870
 def reproduce(preset: str = 'smoke', only=None, jobs: int = 1, executor: Executor | str | None = None,
-              runs_root='runs', device=None, progress=True) -> Path:
-    "Train what the selected results need, run their notebooks, and render REPORT.md; returns the report path."
-    cfg = load_preset(preset); runs_dir = Path(runs_root)/preset; runs_dir.mkdir(parents=True, exist_ok=True)
-    write_json(runs_dir/'preset.json', dict(cfg, preset_hash=config_hash(cfg)))
+              runs_root='runs', device=None, progress=True, overrides=(), dry: bool = False,
+              scheduler: str | None = None) -> Path:
+    """Train what the selected results need, run their notebooks, and render REPORT.md; returns the report path.
+    `preset`: a built-in name or a preset file; `overrides`: 'key.path=value' strings; `dry`: its `dry_run`."""
+    cfg = load_preset(preset, overrides)
+    if dry: cfg = dry_run(cfg)
+    preset = cfg['name']; runs_dir = Path(runs_root)/preset; runs_dir.mkdir(parents=True, exist_ok=True)
+    preset_file = runs_dir/'preset.json'         # the notebooks load the resolved preset from here
+    write_json(preset_file, dict(cfg, preset_hash=config_hash(cfg)))
     pl = plan(cfg, only)
-    ex = make_executor(jobs, executor) if executor is None or isinstance(executor, str) else executor
+    notes = data_notes(cfg) + cfg.get('deviations', [])
+    if progress and notes: print(f"[{preset}] before any job runs:\n" + '\n'.join(f"  - {n}" for n in notes))
+    ex = make_executor(jobs, executor, scheduler) if executor is None or isinstance(executor, str) else executor
     status = []
     todo = [(s, ev) for s, ev in pl['models'].items()
             if not (is_trained(runs_dir, s) and all((model_dir(runs_dir, s)/f"{k}-{config_hash(st)}.json").exists() for k, st in ev.items()))]
@@ -439,12 +653,13 @@ def reproduce(preset: str = 'smoke', only=None, jobs: int = 1, executor: Executo
     for r in run_jobs(ex, _train_job, [(str(runs_dir), s, ev, device) for s, ev in todo]): show('model', r)
     for wave in notebook_waves(pl['notebooks']):
         nb_todo = [n for n in wave if not result_done(runs_dir, n, cfg)]
-        for r in run_jobs(ex, run_notebook, [(n, preset, str(runs_dir), device) for n in nb_todo]): show('notebook', r)
+        for r in run_jobs(ex, run_notebook, [(n, str(preset_file.resolve()), str(runs_dir), device) for n in nb_todo]): show('notebook', r)
     failures = [s for s in status if s['status'] != 'done']
     write_json(runs_dir/'failures.json', failures)
     report = render_report(runs_dir)
     if progress: print(f"report: {report}" + (f"  ({len(failures)} failure(s), see failures.json)" if failures else ''))
     if isinstance(ex, (ProcessPoolExecutor, ThreadPoolExecutor)): ex.shutdown()
+    elif executor == 'dask': ex._client.close()
     return report
 
 # %% ../nbs/60_reproduce.ipynb #ac4abef6
@@ -509,6 +724,7 @@ def render_report(runs_dir) -> Path:
         L.append('')
         table_csv(res, runs_dir/'tables'/f'{name}.csv')
         claims += [(name, c) for c in res.get('claims', [])]; devs.update(res.get('deviations', []))
+    devs.update(cfg.get('deviations', []))          # the preset's own (e.g. a dry run's truncations)
     missing = [n for n in NOTEBOOKS if n not in results]
     L += ['## Claims checked', '',
           "A row label's [n=…] is the number of test images (-P: sequences) behind it; every model of a run is scored "
@@ -541,11 +757,18 @@ def register_cli(sub):
                        description="Plans the runs (each dataset x model x augmentation x seed trained once and reused), "
                                    "executes the notebooks of nbs/paper with papermill, writes one JSON per result and "
                                    "renders runs/<preset>/REPORT.md. A rerun skips what is done and resumes the rest.")
-    p.add_argument('--preset', default='cpu', choices=['smoke', 'cpu', 'paper'], help='scale of the run (augflat/presets.json)')
+    p.add_argument('--preset', default='cpu', help=f"a built-in preset ({', '.join(presets())}) or a preset .json file")
+    p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE', dest='overrides',
+                   help="change one preset entry, e.g. --set cifar.epochs=2 (repeatable; values are JSON or strings)")
+    p.add_argument('--dry-run', action='store_true', help="every setting of the preset at truncated sizes (2 training "
+                   "batches per model, small evaluations) into runs/<preset>-dry: checks that the whole run works")
     p.add_argument('--only', default=None, help=f"comma-separated subset of: {','.join(NOTEBOOKS)}")
     from augflat.cli import positive_int
     p.add_argument('--jobs', type=positive_int, default=1, help='parallel jobs (process pool)')
     p.add_argument('--executor', default='process', choices=['process', 'thread', 'dask'], help='where the jobs run')
+    p.add_argument('--scheduler', default=None, metavar='ADDRESS',
+                   help="with --executor dask: the scheduler of an existing cluster (e.g. tcp://head:8786)")
     p.add_argument('--runs', default='runs', help='root folder of the runs')
     p.add_argument('--device', default=None, help='cpu, cuda or auto (default: auto)')
-    p.set_defaults(func=lambda a: reproduce(a.preset, a.only.split(',') if a.only else None, a.jobs, a.executor, a.runs, a.device))
+    p.set_defaults(func=lambda a: reproduce(a.preset, a.only.split(',') if a.only else None, a.jobs, a.executor, a.runs,
+                                            a.device, overrides=a.overrides, dry=a.dry_run, scheduler=a.scheduler))

@@ -35,6 +35,7 @@ class Recipe:
     crop_pad: int = 4
     eval_batch_size: int = 512
     cpu_bf16: bool = False        # on CPU: bf16 autocast + channels_last (benchmarks/train_throughput/bf16_cpu.py)
+    max_steps: int | None = None  # stop after this many optimizer steps (dry runs); the cosine schedule spans them
 
 RECIPES = {
     'cifar': Recipe(),                                  # the paper's CIFAR recipe (WRN-40-2, 200 epochs)
@@ -160,10 +161,11 @@ def _distributed():
 def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_dir=None, aug=None, loss_hook=None,
           test_set: ImageSet | None = None, seed: int = 0, device=None, resume: bool = False, progress: bool = True,
           compile: bool = False, model_kwargs: dict | None = None, meta: dict | None = None,
-          stop_after_steps: int | None = None, final_test_set: ImageSet | None = None) -> dict:
+          stop_after_steps: int | None = None, final_test_set: ImageSet | None = None, resident: bool | None = None) -> dict:
     """Train model `model` (a `get_model` name) on `train_set`; checkpoint and metrics go to `out_dir`.
     `test_set` is evaluated after every epoch, `final_test_set` (e.g. the whole test set) once at the end.
-    Returns the final metrics. `stop_after_steps` simulates a crash (for tests of `resume`)."""
+    Returns the final metrics. `stop_after_steps` simulates a crash (for tests of `resume`). `resident`: keep the
+    whole training set on the device (default: on CUDA), else each batch is indexed on the host and copied."""
     from tqdm.auto import tqdm
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     rank, world = _distributed()
@@ -188,6 +190,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     n = len(train_set); bs = recipe.batch_size
     steps_per_epoch = len(_batches(n, bs, torch.Generator().manual_seed(0), world))
     total = steps_per_epoch * recipe.epochs
+    if recipe.max_steps is not None: total = min(total, recipe.max_steps)
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
@@ -208,8 +211,9 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
         from torch.nn.parallel import DistributedDataParallel
         fwd = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == 'cuda' else None)
     if compile: fwd = torch.compile(fwd)
-    x_all = train_set.x.to(dev) if dev.type == 'cuda' else train_set.x        # GPU-resident data path
-    y_all = train_set.y.to(dev) if dev.type == 'cuda' else train_set.y
+    resident = dev.type == 'cuda' if resident is None else resident
+    x_all = train_set.x.to(dev) if resident else train_set.x        # GPU-resident data path
+    y_all = train_set.y.to(dev) if resident else train_set.y
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', dtype=torch.bfloat16, enabled=cpu_bf16)
     step, saved_epoch = start_epoch * steps_per_epoch, start_epoch
     for epoch in range(start_epoch, recipe.epochs):
@@ -219,10 +223,11 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
         bar = tqdm(_batches(n, bs, g_order, world), desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
                    disable=not progress or rank > 0)
         for idx in bar:
+            if step >= total: break                    # max_steps reached
             idx = idx[rank::world]                     # each process trains on its share of the global batch
             if stop_after_steps is not None and step >= stop_after_steps:
                 raise TrainingInterrupted(f"stopped after {step} steps (simulated crash)")
-            idx_d = idx.to(dev) if dev.type == 'cuda' else idx
+            idx_d = idx.to(x_all.device)
             xb, yb = x_all[idx_d].to(dev, non_blocking=True), y_all[idx_d].to(dev, non_blocking=True)
             xb = flip_crop(xb, recipe.crop_pad, recipe.flip, g_aug)
             for grp in opt.param_groups: grp['lr'] = cosine_lr(step, total, recipe.lr, recipe.lr_end)
@@ -258,9 +263,12 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                    train_acc=100.0 * tot_correct / max(1, seen), epoch_s=time.perf_counter() - t0,
                    images_per_s=seen / (time.perf_counter() - t0))
         history.append(rec)
+        stop = step >= total                           # max_steps reached: this epoch is the last
         if rank > 0:                                   # only the first process evaluates and writes
             import torch.distributed as dist
-            dist.barrier(); continue
+            dist.barrier()
+            if stop: break
+            continue
         if test_set is not None:
             ev = evaluate_accuracy(net, test_set, recipe.eval_batch_size, dev, bf16=cpu_bf16)
             rec.update(test_acc=ev['acc'], test_loss=ev['loss'])
@@ -279,6 +287,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
         if world > 1:
             import torch.distributed as dist
             dist.barrier()
+        if stop: break
     final = dict(history[-1]) if history else {}
     if rank == 0 and final_test_set is not None:
         ev = evaluate_accuracy(net, final_test_set, recipe.eval_batch_size, dev)

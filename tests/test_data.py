@@ -6,13 +6,14 @@ from augflat.data import load_dataset, subset_per_class, locate
 from conftest import require_dataset
 
 
-def test_cifar10_real_and_cached_load_is_fast():
+def test_cifar10_real_and_cached_load():
+    "The second load comes from the uint8 cache and is the same data (its speed is for benchmarks, not tests)."
     require_dataset('cifar10')
-    load_dataset('cifar10', 'train')                       # decode once if not cached
-    t0 = time.perf_counter(); ds = load_dataset('cifar10', 'train'); dt = time.perf_counter() - t0
+    first = load_dataset('cifar10', 'train')                # decodes once if not cached
+    ds = load_dataset('cifar10', 'train')
     assert ds.x.shape == (50000, 3, 32, 32) and ds.x.dtype == torch.uint8
     assert torch.bincount(ds.y).tolist() == [5000] * 10
-    assert dt < 2.0, f"cached load took {dt:.2f}s"
+    assert torch.equal(ds.x, first.x) and torch.equal(ds.y, first.y)
 
 
 def test_subset_is_seeded_and_balanced():

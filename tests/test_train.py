@@ -30,8 +30,7 @@ def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path, cli_env):
     p = subprocess.Popen([sys.executable, '-m', 'augflat.cli', 'train', *ARGS, '--out', str(tmp_path/'killed')],
                          env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path/'killed'/'metrics.jsonl'
-    t0 = time.time()
-    while not log.exists() and time.time() - t0 < 300 and p.poll() is None: time.sleep(0.05)
+    while not log.exists() and p.poll() is None: time.sleep(0.05)    # progress: epoch 1 is logged (however long it takes)
     time.sleep(0.3)                                    # into epoch 2
     p.send_signal(signal.SIGKILL); p.wait()
     done = len(log.read_text().splitlines())
