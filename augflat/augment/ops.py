@@ -9,10 +9,11 @@ import torch
 from ..core import AugflatError
 
 # %% auto #0
-__all__ = ['check_batch', 'per_sample', 'take', 'put_', 'apply_lut', 'identity', 'posterize_lut', 'solarize_lut',
+__all__ = ['CHUNK', 'check_batch', 'per_sample', 'take', 'put_', 'apply_lut', 'identity', 'posterize_lut', 'solarize_lut',
            'autocontrast_lut', 'equalize_lut', 'posterize', 'solarize', 'autocontrast', 'equalize', 'color', 'contrast',
            'brightness', 'sharpness', 'affine', 'shear_x_matrix', 'shear_y_matrix', 'translate_x_matrix',
-           'translate_y_matrix', 'rotate_matrix', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'rotate']
+           'translate_y_matrix', 'rotate_matrix', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'rotate',
+           'grouped_apply', 'ungroup', 'translate_sorted', 'posterize_', 'solarize_']
 
 # %% ../../nbs/10_augment.ops.ipynb #5bb92044
 def check_batch(x, name: str = 'x') -> torch.Tensor:
@@ -97,20 +98,22 @@ def autocontrast_lut(x: torch.Tensor) -> torch.Tensor:
     return torch.where((hi > lo)[..., None], lut, ramp).long()
 
 def _histogram(x: torch.Tensor) -> torch.Tensor:
-    "Per-sample, per-channel 256-bin histograms (N×C×256, int64)."
+    "Per-sample, per-channel 256-bin histograms (N×C×256, int32; a row-wise scatter-add is 2× a flat bincount)."
     n, c = x.shape[:2]
-    idx = x.reshape(n * c, x.shape[2] * x.shape[3]).long() + 256 * torch.arange(n * c, device=x.device)[:, None]
-    return torch.bincount(idx.reshape(-1), minlength=n * c * 256).reshape(n, c, 256)
+    src = x.reshape(n * c, x.shape[2] * x.shape[3]).long()
+    hist = torch.zeros(n * c, 256, dtype=torch.int32, device=x.device)
+    return hist.scatter_add_(1, src, torch.ones(1, 1, dtype=torch.int32, device=x.device).expand(src.shape)).view(n, c, 256)
 
 def equalize_lut(x: torch.Tensor) -> torch.Tensor:
     "Per-sample, per-channel tables (N×C×256) of `ImageOps.equalize` (Pillow's algorithm)."
     h = _histogram(x)
-    bins = torch.arange(256, device=x.device)
+    bins = torch.arange(256, device=x.device, dtype=h.dtype)
     last = torch.where(h > 0, bins, -1).amax(-1, keepdim=True)                # highest occupied bin
-    step = (h.sum(-1, keepdim=True) - h.gather(-1, last.clamp_min(0))) // 255  # Pillow leaves out the last bin's count
-    before = h.cumsum(-1) - h                                                  # pixels strictly below each bin
-    lut = ((step // 2 + before) // step.clamp_min(1)).clamp(0, 255)
-    return torch.where(step > 0, lut, bins)   # a single occupied bin or too few pixels: Pillow keeps the channel
+    step = (x.shape[2] * x.shape[3] - h.gather(-1, last.clamp_min(0).long())) // 255  # Pillow leaves out the last bin
+    before = h.cumsum(-1, dtype=torch.int32) - h                              # pixels strictly below each bin
+    # Pillow's integer (step // 2 + before) // step, in float32: exact, both operands are below 2^24 (images < 16 Mpx)
+    lut = (before + step // 2).float().div_(step.clamp_min(1).float()).floor_().clamp_(0, 255)
+    return torch.where(step > 0, lut.long(), bins.long())   # a single occupied bin or too few pixels: Pillow keeps the channel
 
 def posterize(x: torch.Tensor, bits) -> torch.Tensor:
     "`ImageOps.posterize`: keep the `bits` (0..8, one per sample) most significant bits of each channel."
@@ -166,15 +169,14 @@ def brightness(x: torch.Tensor, factor) -> torch.Tensor:
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
     """PIL's `ImageFilter.SMOOTH` (kernel [[1,1,1],[1,5,1],[1,1,1]]/13, rounded), the one-pixel border copied unchanged
-    like PIL does. Computed exactly in integers: round(S/13) = (2S + 13) // 26 (S/13 is never a tie)."""
-    h, w = x.shape[2:]
+    like PIL does. Computed exactly in integers: the 3×3 box sum is separable (row sums, then column sums) plus 4× the
+    centre; round(S/13) = (2S + 13) // 26 (S/13 is never a tie) = ((2S + 13) · 5041) >> 17 for every S ≤ 13·255
+    (checked below), a multiply and a shift instead of an integer division."""
     xi = x.to(torch.int16)
-    s = xi[..., 1:-1, 1:-1] * 5
-    for dy in range(3):
-        for dx in range(3):
-            if dy != 1 or dx != 1: s += xi[..., dy:dy + h - 2, dx:dx + w - 2]
+    rows = xi[..., :, :-2] + xi[..., :, 1:-1] + xi[..., :, 2:]
+    s = (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]).add_(xi[..., 1:-1, 1:-1], alpha=4)
     out = x.clone()
-    out[..., 1:-1, 1:-1] = ((s * 2 + 13) // 26).to(torch.uint8)
+    out[..., 1:-1, 1:-1] = (s.int().mul_(2).add_(13).mul_(5041) >> 17).to(torch.uint8)
     return out
 
 def sharpness(x: torch.Tensor, factor) -> torch.Tensor:
@@ -285,3 +287,61 @@ def rotate(x: torch.Tensor, degrees, interpolation: str = 'bilinear', fill: int 
     "`Image.rotate(degrees)`: counter-clockwise about the image centre, same size, corners filled."
     check_batch(x)
     return affine(x, rotate_matrix(per_sample(degrees, x, 'degrees', -360, 360), *x.shape[2:]), interpolation, fill)
+
+# %% ../../nbs/10_augment.ops.ipynb #b7e2c4a1
+CHUNK = 64   # samples per op call: a chunk's working set stays in the CPU caches (a 768-image call is 2-3× slower per image)
+
+def grouped_apply(x: torch.Tensor, group: torch.Tensor, fns, key: torch.Tensor | None = None, chunk: int | None = None):
+    """Apply `fns[g](xs, rows)` to the samples of each group g (`group[i] == g`; -1 leaves sample i unchanged).
+
+    The batch is sorted by group once (by `key` when given: it must order the groups the same way, e.g.
+    `group * K + sub`, so a group's samples are also sorted by `sub`), so each group is ONE contiguous slice `xs` of a
+    fresh batch: no per-group gathers and scatters. `rows` are the input indices of the slice's samples (to look up
+    their parameters); `fns[g]` returns the transformed slice or None when it changed `xs` in place. Returns
+    `(y, order)`: `y[j]` is the result for input sample `order[j]`; callers that keep permuted batches (AugMix's
+    chains) skip the scatter back. Groups larger than `chunk` (default `CHUNK`; on CUDA one call per group) are
+    processed in pieces of that size."""
+    order = torch.argsort(group if key is None else key, stable=True)
+    counts = torch.bincount(group + 1, minlength=len(fns) + 1).tolist()   # the one host sync of a step
+    y = take(x, order)
+    step = chunk or (CHUNK if x.device.type == 'cpu' else len(x))
+    start = counts[0]
+    for fn, cnt in zip(fns, counts[1:]):
+        for lo in range(start, start + cnt, step):
+            s = slice(lo, min(lo + step, start + cnt))
+            view = y[s]
+            res = fn(view, order[s])
+            if res is not None and res is not view: view.copy_(res)
+        start += cnt
+    return y, order
+
+def ungroup(y: torch.Tensor, order: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    "The batch `y` of `grouped_apply` back in input order (into `out` when given): a gather by the inverse permutation."
+    back = take(y, torch.argsort(order))           # 2× faster than scattering rows with index_copy_
+    return back if out is None else out.copy_(back)
+
+def translate_sorted(x: torch.Tensor, offset: torch.Tensor, axis: str, fill: int = 0) -> torch.Tensor:
+    """PIL's affine translate by a whole number of pixels per sample (`axis` 'x': data (1, 0, t, 0, 1, 0), content
+    moves left by t; 'y': up), for a batch SORTED by `offset`: one slice copy per distinct offset, no sampling at all
+    (for whole-pixel offsets bilinear and nearest both read the pixels unchanged)."""
+    out = torch.full_like(x, fill)
+    vals, counts = torch.unique_consecutive(offset.long(), return_counts=True)
+    dim, size = (3, x.shape[3]) if axis == 'x' else (2, x.shape[2])
+    start = 0
+    for t, cnt in zip(vals.tolist(), counts.tolist()):
+        if abs(t) < size:
+            src, dst = x[start:start + cnt], out[start:start + cnt]
+            dst.narrow(dim, max(0, -t), size - abs(t)).copy_(src.narrow(dim, max(0, t), size - abs(t)))
+        start += cnt
+    return out
+
+def posterize_(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    "`posterize` in place with integer `bits` (N,) already checked: one bitwise and."
+    return x.bitwise_and_((255 - ((1 << (8 - bits.long())) - 1)).to(torch.uint8).view(-1, 1, 1, 1))
+
+def solarize_(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """`solarize` in place with thresholds (N,) already checked: PIL inverts i >= threshold, i.e. i >= ceil(threshold),
+    compared in uint8 (a threshold of 256 inverts nothing); 255 - i is i XOR 255."""
+    t = threshold.ceil()
+    invert = (x >= t.clamp(0, 255).to(torch.uint8).view(-1, 1, 1, 1)) & (t <= 255).view(-1, 1, 1, 1)
+    return x.bitwise_xor_(invert.to(torch.uint8).mul_(255))
