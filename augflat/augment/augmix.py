@@ -95,9 +95,9 @@ def _apply_ops_grouped(x: torch.Tensor, op_index: torch.Tensor, level: torch.Ten
         deg, shear = s * _int_parameter(l, 30), s * _float_parameter(l, 0.3)
         m = torch.where((k == pos['shear_x']).view(-1, 1, 1), O.shear_x_matrix(shear, h, w), O.shear_y_matrix(shear, h, w))
         m = torch.where((k == pos['rotate']).view(-1, 1, 1), O.rotate_matrix(deg, h, w), m)
-        return O.affine(xs, m, 'bilinear')
+        return O.affine_unchecked(xs, m, 'bilinear')
     def enhance(name):   # factor 0.1 + level * 1.8 / 10
-        return lambda xs, rows: getattr(O, name)(xs, _float_parameter(level[rows], 1.8) + 0.1)
+        return lambda xs, rows: O.enhance_unchecked(xs, name, _float_parameter(level[rows], 1.8) + 0.1)
     fns = [geometric,
            lambda xs, rows: O.translate_sorted(xs, offset[rows], 'x'),
            lambda xs, rows: O.translate_sorted(xs, offset[rows], 'y'),

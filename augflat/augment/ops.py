@@ -11,9 +11,10 @@ from ..core import AugflatError
 # %% auto #0
 __all__ = ['CHUNK', 'check_batch', 'per_sample', 'take', 'put_', 'apply_lut', 'identity', 'posterize_lut', 'solarize_lut',
            'autocontrast_lut', 'equalize_lut', 'posterize', 'solarize', 'autocontrast', 'equalize', 'color', 'contrast',
-           'brightness', 'sharpness', 'affine', 'shear_x_matrix', 'shear_y_matrix', 'translate_x_matrix',
-           'translate_y_matrix', 'rotate_matrix', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'rotate',
-           'grouped_apply', 'ungroup', 'translate_sorted', 'posterize_', 'solarize_']
+           'brightness', 'sharpness', 'enhance_unchecked', 'affine', 'nearest_map', 'apply_map', 'affine_unchecked',
+           'shear_x_matrix', 'shear_y_matrix', 'translate_x_matrix', 'translate_y_matrix', 'rotate_matrix', 'shear_x',
+           'shear_y', 'translate_x', 'translate_y', 'rotate', 'grouped_apply', 'ungroup', 'translate_sorted',
+           'posterize_', 'solarize_']
 
 # %% ../../nbs/10_augment.ops.ipynb #5bb92044
 def check_batch(x, name: str = 'x') -> torch.Tensor:
@@ -155,17 +156,21 @@ def color(x: torch.Tensor, factor) -> torch.Tensor:
     check_batch(x)
     return _blend(_grayscale(x), x, _enhance_factor(x, factor))
 
+def _mean_gray(x: torch.Tensor) -> torch.Tensor:
+    "The flat image `ImageEnhance.Contrast` blends with: the rounded mean of the grayscale image, N×1×1×1."
+    return (_grayscale(x).double().mean((1, 2, 3)) + 0.5).floor().view(-1, 1, 1, 1)
+
+def _black(x: torch.Tensor) -> torch.Tensor: return torch.zeros(x.shape[0], 1, 1, 1, device=x.device)
+
 def contrast(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Contrast`: blend with a flat image at the (rounded) mean gray level."
     check_batch(x)
-    mean = _grayscale(x).double().mean((1, 2, 3))
-    flat = (mean + 0.5).floor().view(-1, 1, 1, 1)
-    return _blend(flat, x, _enhance_factor(x, factor))
+    return _blend(_mean_gray(x), x, _enhance_factor(x, factor))
 
 def brightness(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Brightness`: blend with black (0 = black, 1 = original)."
     check_batch(x)
-    return _blend(torch.zeros(x.shape[0], 1, 1, 1, device=x.device), x, _enhance_factor(x, factor))
+    return _blend(_black(x), x, _enhance_factor(x, factor))
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
     """PIL's `ImageFilter.SMOOTH` (kernel [[1,1,1],[1,5,1],[1,1,1]]/13, rounded), the one-pixel border copied unchanged
@@ -183,6 +188,12 @@ def sharpness(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Sharpness`: blend with the SMOOTH-filtered image (0 = blurred, 1 = original, 2 = sharpened)."
     check_batch(x)
     return _blend(_smooth(x), x, _enhance_factor(x, factor))
+
+_DEGENERATE = {'color': _grayscale, 'contrast': _mean_gray, 'brightness': _black, 'sharpness': _smooth}
+
+def enhance_unchecked(x: torch.Tensor, name: str, factor: torch.Tensor) -> torch.Tensor:
+    "The enhance op `name` with per-sample `factor` (N,) for callers that validated their inputs (no checks, no syncs)."
+    return _blend(_DEGENERATE[name](x), x, factor)
 
 # %% ../../nbs/10_augment.ops.ipynb #90c3fb8a
 _MODES = ('bilinear', 'nearest')
@@ -204,33 +215,66 @@ def affine(x: torch.Tensor, matrix, interpolation: str = 'bilinear', fill: int =
     if m.shape != (n, 2, 3): raise AugflatError(f"matrix must be N×2×3 or 2×3, got {tuple(m.shape)}")
     if n == 0: return x.clone()
     if not bool(torch.isfinite(m).all()): raise AugflatError("matrix must be finite")
-    # input points in pixel units, one row term and one column term per sample: sx = a·x' + (b·y' + c)
-    a, b, cc, d, e, f = (v.float() for v in m.reshape(n, 6).unbind(1))
-    xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5
-    ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5
-    sx = (a[:, None] * xs)[:, None, :] + (b[:, None] * ys + cc[:, None])[:, :, None]     # N×H×W
-    sy = (d[:, None] * xs)[:, None, :] + (e[:, None] * ys + f[:, None])[:, :, None]
-    outside = ((sx < 0) | (sx >= w) | (sy < 0) | (sy >= h))[:, None]
+    sx, sy = _input_points(m, h, w)
     # whole-pixel translations (AugMix's translate) read pixels exactly: bilinear equals nearest for them
     lin = m[:, :, :2].reshape(n, 4)
     shift = (lin == torch.tensor([1., 0., 0., 1.], dtype=m.dtype, device=m.device)).all(1) & (m[:, :, 2] == m[:, :, 2].round()).all(1)
     near = torch.ones_like(shift) if interpolation == 'nearest' else shift
-    x = x.contiguous()
+    if bool(near.all()): return _resample(x.contiguous(), sx, sy, 'nearest', fill)
+    if not bool(near.any()): return _resample(x.contiguous(), sx, sy, 'bilinear', fill)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    if bool(near.any()):
-        k = near.nonzero().squeeze(1); nk = len(k)
+    for sel, mode in ((near, 'nearest'), (~near, 'bilinear')):
+        k = sel.nonzero().squeeze(1)
+        put_(out, k, _resample(take(x, k), sx[k], sy[k], mode, fill))
+    return out
+
+def _input_points(m: torch.Tensor, h: int, w: int):
+    "Input points (sx, sy), N×H×W float32 pixel units, of the output pixel centres under PIL affine data `m` (N×2×3)."
+    a, b, cc, d, e, f = (v.float() for v in m.reshape(len(m), 6).unbind(1))
+    xs = torch.arange(w, device=m.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, device=m.device, dtype=torch.float32) + 0.5
+    # one row term and one column term per sample: sx = a·x' + (b·y' + c)
+    sx = (a[:, None] * xs)[:, None, :] + (b[:, None] * ys + cc[:, None])[:, :, None]
+    sy = (d[:, None] * xs)[:, None, :] + (e[:, None] * ys + f[:, None])[:, :, None]
+    return sx, sy
+
+def _resample(x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, mode: str, fill: int) -> torch.Tensor:
+    "Read contiguous `x` at the points (sx, sy) the way PIL does: `fill` outside, nearest = floor, bilinear with edges repeated."
+    n, c, h, w = x.shape
+    outside = ((sx < 0) | (sx >= w) | (sy < 0) | (sy >= h))[:, None]
+    if mode == 'nearest':
         # PIL reads pixel floor(point) (grid_sample's nearest would round half to even instead)
-        idx = sy[k].floor_().clamp_(0, h - 1).mul_(w).add_(sx[k].floor_().clamp_(0, w - 1)).long().view(nk, 1, h * w)
-        put_(out, k, take(x, k).reshape(nk, c, h * w).gather(2, idx.expand(nk, c, h * w)).view(nk, c, h, w))
-    if not bool(near.all()):
-        k = (~near).nonzero().squeeze(1)
+        idx = sy.floor().clamp_(0, h - 1).mul_(w).add_(sx.floor().clamp_(0, w - 1)).long().view(n, 1, h * w)
+        out = x.reshape(n, c, h * w).gather(2, idx.expand(n, c, h * w)).view(n, c, h, w)
+    else:
         # bilinear with repeated edges = grid_sample(border); the small epsilon keeps exact integers from
         # truncating one level down after float32 rounding; float->uint8 then truncates like PIL
-        grid = torch.stack([sx[k].mul_(2 / w).sub_(1), sy[k].mul_(2 / h).sub_(1)], -1)
-        res = torch.nn.functional.grid_sample(take(x, k).float(), grid, mode='bilinear', padding_mode='border', align_corners=False)
-        put_(out, k, res.add_(1e-3).to(torch.uint8))
+        grid = torch.stack([sx.mul(2 / w).sub_(1), sy.mul(2 / h).sub_(1)], -1)
+        out = torch.nn.functional.grid_sample(x.float(), grid, mode='bilinear', padding_mode='border', align_corners=False)
+        out = out.add_(1e-3).to(torch.uint8)
     if int(fill) == 0: return out.mul_((~outside).to(torch.uint8))   # cheaper than masked_fill_ on uint8
     return out.masked_fill_(outside, int(fill))
+
+def nearest_map(matrix, h: int, w: int, device='cpu') -> torch.Tensor:
+    """Where each output pixel of a nearest-neighbour PIL affine with data `matrix` (2×3, one for all samples) reads
+    from: flat input indices (H·W,), with H·W for "outside" (the fill). Build it once, apply it with `apply_map`."""
+    m = torch.as_tensor(matrix, dtype=torch.float64).reshape(1, 2, 3).to(device)
+    sx, sy = _input_points(m, h, w)
+    inside = ((sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)).view(-1)
+    src = sy.floor().clamp_(0, h - 1).mul_(w).add_(sx.floor().clamp_(0, w - 1)).long().view(-1)
+    return torch.where(inside, src, h * w)
+
+def apply_map(x: torch.Tensor, src: torch.Tensor, fill: int = 0) -> torch.Tensor:
+    "Every sample of `x` through the same pixel map `src` of `nearest_map`: one `index_select`, 2× a per-sample gather."
+    n, c, h, w = x.shape
+    padded = torch.cat([x.reshape(n, c, h * w), torch.full((n, c, 1), int(fill), dtype=x.dtype, device=x.device)], 2)
+    return padded.index_select(2, src).view(n, c, h, w)
+
+def affine_unchecked(x: torch.Tensor, matrix: torch.Tensor, interpolation: str = 'bilinear', fill: int = 0) -> torch.Tensor:
+    """`affine` for callers that validated their inputs (the augmentations' grouped op calls): no checks, no
+    whole-pixel shortcut (whole-pixel offsets give the same pixels either way), fewer small tensor ops per call."""
+    sx, sy = _input_points(matrix, *x.shape[2:])
+    return _resample(x, sx, sy, interpolation, fill)
 
 def _identity_but(value: torch.Tensor, slot: int) -> torch.Tensor:
     "Per-sample PIL affine data (1, 0, 0, 0, 1, 0) with `value` at position `slot`, as N×2×3 matrices."

@@ -49,19 +49,29 @@ def _apply_randaug_grouped(x, op_index, sign, magnitude, num_bins, interpolation
     # torchvision translates by int(magnitude) to the right/down; PIL's data holds the opposite offset
     is_tx, is_ty = op_index == RANDAUG_OPS.index('translate_x'), op_index == RANDAUG_OPS.index('translate_y')
     offset = torch.where(is_tx, -sign * int(mag['translate_x'][0]), 0) + torch.where(is_ty, -sign * int(mag['translate_y'][0]), 0)
+    # the geometric group sorts by (op, sign): with fixed magnitudes each of those is ONE pixel map for all its samples
+    geo_sub = torch.where(fam == 0, op_index * 2 + (sign > 0).long(), 0)
     span = 2 * max(h, w) + 1
-    key = fam * span + offset + max(h, w)
+    key = fam * span + offset + geo_sub + max(h, w)
 
+    def geometric_shared(xs, rows):
+        subs, counts = torch.unique_consecutive(geo_sub[rows], return_counts=True)
+        out, start = torch.empty_like(xs), 0
+        for sub, cnt in zip(subs.tolist(), counts.tolist()):
+            src = _pixel_map(h, w, sub // 2, 1.0 if sub % 2 else -1.0, magnitude, num_bins, str(dev))
+            out[start:start + cnt] = O.apply_map(xs[start:start + cnt], src, fill)
+            start += cnt
+        return out
     def geometric(xs, rows):
         k, sr = op_index[rows], s[rows]
         m = torch.where((k == RANDAUG_OPS.index('shear_x')).view(-1, 1, 1), O.shear_x_matrix(sr * mag['shear_x'][0], h, w),
                         O.shear_y_matrix(sr * mag['shear_y'][0], h, w))
         m = torch.where((k == RANDAUG_OPS.index('rotate')).view(-1, 1, 1), O.rotate_matrix(sr * mag['rotate'][0], h, w), m)
-        return O.affine(xs, m, interpolation, fill)
+        return O.affine_unchecked(xs, m, interpolation, fill)
     def enhance(name):
-        return lambda xs, rows: getattr(O, name)(xs, 1.0 + s[rows] * mag[name][0])
+        return lambda xs, rows: O.enhance_unchecked(xs, name, 1.0 + s[rows] * mag[name][0])
     def const(value, rows): return torch.full((len(rows),), float(value), dtype=torch.float64, device=dev)
-    fns = [geometric,
+    fns = [geometric_shared if interpolation == 'nearest' else geometric,
            lambda xs, rows: O.translate_sorted(xs, offset[rows], 'x', fill),
            lambda xs, rows: O.translate_sorted(xs, offset[rows], 'y', fill)] + \
           [enhance(e) for e in ('brightness', 'color', 'contrast', 'sharpness')] + \
@@ -70,6 +80,14 @@ def _apply_randaug_grouped(x, op_index, sign, magnitude, num_bins, interpolation
            lambda xs, rows: O.apply_lut(xs, O.autocontrast_lut(xs)),
            lambda xs, rows: O.apply_lut(xs, O.equalize_lut(xs))]
     return O.grouped_apply(x, fam, fns, key)
+
+@functools.lru_cache(maxsize=256)
+def _pixel_map(h, w, op_index, sign, magnitude, num_bins, device):
+    "The nearest-neighbour pixel map of geometric op `RANDAUG_OPS[op_index]` at this magnitude and sign (cached)."
+    name = RANDAUG_OPS[op_index]
+    value = sign * randaug_magnitude(name, magnitude, num_bins, h, w)[0]
+    m = getattr(O, name + '_matrix')(torch.tensor([value], dtype=torch.float64), h, w)[0]
+    return O.nearest_map(m, h, w, device)
 
 def apply_randaug_ops(x: torch.Tensor, op_index: torch.Tensor, sign: torch.Tensor, magnitude: int, num_bins: int = 31,
                       interpolation: str = 'nearest', fill: int = 0, inplace: bool = False) -> torch.Tensor:
