@@ -181,6 +181,10 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                     recipe=asdict(recipe), seed=seed, aug=getattr(aug, 'name', None if aug is None else type(aug).__name__),
                     aug_params=getattr(aug, 'params', {}), loss_hook=None if loss_hook is None else type(loss_hook).__name__,
                     deviations=list(getattr(aug, 'deviations', [])), **(meta or {}))
+    # DeepAugment's cached copies (made once per dataset and seed) stand in for its per-batch networks
+    from augflat.augment.registry import split_offline
+    offline, aug = split_offline(aug)
+    if offline is not None: offline.prepare(train_set, seed=seed, progress=progress and rank == 0, device=dev)
     torch.manual_seed(derive_seed(seed, 'init'))     # initialization and dropout draw from the (checkpointed) global RNG
     net = get_model(model, train_set.num_classes, **(model_kwargs or {})).to(dev)
     cpu_bf16 = dev.type == 'cpu' and recipe.cpu_bf16
@@ -229,6 +233,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                 raise TrainingInterrupted(f"stopped after {step} steps (simulated crash)")
             idx_d = idx.to(x_all.device)
             xb, yb = x_all[idx_d].to(dev, non_blocking=True), y_all[idx_d].to(dev, non_blocking=True)
+            if offline is not None: xb = offline.dataset_view(xb, idx_d, g_aug)
             xb = flip_crop(xb, recipe.crop_pad, recipe.flip, g_aug)
             for grp in opt.param_groups: grp['lr'] = cosine_lr(step, total, recipe.lr, recipe.lr_end)
             def view():

@@ -157,8 +157,64 @@ def test_deepaug_copy_cached(tmp_path, monkeypatch, images, tiny_cae):
     monkeypatch.setenv('AUGFLAT_CACHE', str(tmp_path))
     aug = DeepAugment(sources=('cae',), p_original=0.0, cae=tiny_cae)
     c1 = deepaugment_copy(images, cache_key='t', aug=aug)
-    assert list(tmp_path.rglob('t_cae_s0.pt'))
+    assert list(tmp_path.rglob('t_cae-*_s0_c20.pt'))
     assert torch.equal(c1, deepaugment_copy(images, cache_key='t', aug=aug))
+
+
+def test_deepaug_copy_resumes_and_ignores_chunk_order(tmp_path, monkeypatch, images, tiny_cae):
+    # ~1 s: 6 tiny images, chunks of 2
+    import augflat.augment.deepaug as D
+    monkeypatch.setenv('AUGFLAT_CACHE', str(tmp_path))
+    aug = DeepAugment(sources=('cae', 'noise2net'), cae=tiny_cae)
+    kw = dict(source='cae', seed=3, chunk=2, aug=aug)
+    whole = deepaugment_copy(images, **kw)                                    # no cache: straight through
+    # chunks made in reverse order (another worker split) give the same copy
+    rev = torch.cat([D._copy_chunk(aug, images, i, 2, 'cae', 3, 'cpu') for i in reversed(range(3))][::-1])
+    assert torch.equal(whole, rev)
+    # a run killed after its second chunk leaves a partial file; the rerun resumes from it and equals the whole
+    real, calls = D._copy_chunk, []
+    def dying(*a):
+        calls.append(a[2])
+        if len(calls) == 3: raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(D, '_copy_chunk', dying)
+    with pytest.raises(KeyboardInterrupt): deepaugment_copy(images, cache_key='r', save_every=1, **kw)
+    assert list(tmp_path.rglob('r_cae-*.partial'))
+    monkeypatch.setattr(D, '_copy_chunk', real)
+    calls.clear()
+    monkeypatch.setattr(D, '_copy_chunk', lambda *a: (calls.append(a[2]), real(*a))[1])
+    assert torch.equal(deepaugment_copy(images, cache_key='r', save_every=1, **kw), whole)
+    assert calls == [2] and not list(tmp_path.rglob('*.partial'))             # only the unfinished chunk was made
+
+
+def test_training_with_deepaug_reads_cached_copies(tmp_path, monkeypatch):
+    # ~10 s: a 2-class, 32-image set, one epoch, twice; the second run must not run any DeepAugment network
+    from augflat.data import ImageSet
+    from augflat.train import train, get_recipe
+    monkeypatch.setenv('AUGFLAT_CACHE', str(tmp_path / 'cache'))
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.interpolate(torch.randint(0, 256, (32, 3, 8, 8), generator=g).float(), size=32, mode='bilinear')
+    ds = ImageSet(x=x.round().to(torch.uint8), y=torch.arange(32) % 2, classes=['a', 'b'], name='toy')
+    calls = {'distort': 0, 'call': 0}
+    real_distort, real_call = DeepAugment.distort, DeepAugment.__call__
+    def distort(self, *a, **k): calls['distort'] += 1; return real_distort(self, *a, **k)
+    def call(self, *a, **k): calls['call'] += 1; return real_call(self, *a, **k)
+    monkeypatch.setattr(DeepAugment, 'distort', distort); monkeypatch.setattr(DeepAugment, '__call__', call)
+    recipe = get_recipe('cifar', epochs=1, batch_size=8)
+    def run(out):
+        aug = get_augmentation('deepaug+augmix', deepaug=dict(sources=('noise2net',), p_original=0.0))
+        seen = []
+        real_view = aug.parts[0].dataset_view
+        aug.parts[0].dataset_view = lambda xb, idx, gen: seen.append(real_view(xb, idx, gen)) or seen[-1]
+        train('convnet_small', ds, recipe, tmp_path / out, aug=aug, progress=False)
+        return aug.parts[0], seen
+    da, seen = run('first')
+    assert calls['distort'] == 2 and calls['call'] == 0          # 32 images = 2 chunks of 20, generated once
+    calls.update(distort=0, call=0)
+    da2, seen2 = run('second')
+    assert calls == {'distort': 0, 'call': 0}                    # cached: no DeepAugment image is generated
+    assert len(seen2) == 4 and torch.equal(da2._copies['noise2net'], da._copies['noise2net'])
+    assert not torch.equal(da2._copies['noise2net'], ds.x)       # the copies are distorted images
 
 
 def test_styleaug_far_from_original(images):

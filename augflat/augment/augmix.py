@@ -27,21 +27,25 @@ def uniform(n: int, lo: float, hi: float, generator=None, device='cpu') -> torch
     return lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=torch.float64)
 
 def gamma(concentration: float, shape, generator=None, device='cpu') -> torch.Tensor:
-    "Gamma(concentration, 1) draws (float64) by Marsaglia & Tsang, vectorized, from `generator` only."
+    """Gamma(concentration, 1) draws (float64), vectorized, from `generator` only: Exponential(1) = -log(1 - U) for
+    concentration 1 (AugMix's Dirichlet([1]*3) and Beta(1, 1)); otherwise Marsaglia & Tsang, with ~10% spare
+    candidates per round so that one round almost always suffices."""
     a = float(concentration)
     if not a > 0: raise AugflatError(f"gamma concentration must be > 0, got {a}")
+    n = math.prod(shape) if isinstance(shape, (tuple, list)) else int(shape)
+    if a == 1:
+        return torch.rand(n, generator=generator, device=device, dtype=torch.float64).neg_().log1p_().neg_().view(shape)
     boost = a < 1                      # Gamma(a) = Gamma(a + 1) * U^(1/a)
     d = (a + 1 if boost else a) - 1 / 3; c = 1 / math.sqrt(9 * d)
-    n = math.prod(shape) if isinstance(shape, (tuple, list)) else int(shape)
-    out = torch.empty(n, dtype=torch.float64, device=device)
-    todo = torch.arange(n, device=device)
-    while todo.numel():
-        z = torch.randn(todo.numel(), generator=generator, device=device, dtype=torch.float64)
-        u = torch.rand(todo.numel(), generator=generator, device=device, dtype=torch.float64)
+    parts, have = [], 0
+    while have < n:
+        m = int((n - have) * 1.1) + 16
+        z = torch.randn(m, generator=generator, device=device, dtype=torch.float64)
+        u = torch.rand(m, generator=generator, device=device, dtype=torch.float64)
         v = (1 + c * z) ** 3
         ok = (v > 0) & (torch.log(u) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-300)))
-        out[todo[ok]] = (d * v)[ok]
-        todo = todo[~ok]
+        parts.append((d * v)[ok][:n - have]); have += len(parts[-1])
+    out = torch.cat(parts)
     if boost:
         out = out * torch.rand(n, generator=generator, device=device, dtype=torch.float64) ** (1 / a)
     return out.view(shape)
@@ -64,44 +68,50 @@ AUGMIX_ALL_OPS = AUGMIX_OPS + ('color', 'contrast', 'brightness', 'sharpness')  
 def _int_parameter(level, maxval): return torch.floor(level * maxval / 10)   # the original's int(level * maxval / 10)
 def _float_parameter(level, maxval): return level * maxval / 10
 
-# op -> (matrix builder, parameter from (level, sign, h, w)); all five are one affine transform
-_GEOMETRIC = {
-    'rotate': (O.rotate_matrix, lambda l, s, h, w: s * _int_parameter(l, 30)),
-    'shear_x': (O.shear_x_matrix, lambda l, s, h, w: s * _float_parameter(l, 0.3)),
-    'shear_y': (O.shear_y_matrix, lambda l, s, h, w: s * _float_parameter(l, 0.3)),
-    'translate_x': (O.translate_x_matrix, lambda l, s, h, w: s * _int_parameter(l, w / 3)),   # scaled by the real width
-    'translate_y': (O.translate_y_matrix, lambda l, s, h, w: s * _int_parameter(l, h / 3)),
-}
 _ENHANCE = ('color', 'contrast', 'brightness', 'sharpness')
+# ops that share one batched call: rotate and the shears are one bilinear `affine`; whole-pixel translations are slice
+# copies; each table op and each enhance op is one call over its contiguous group
+_FAMILIES = ('affine', 'translate_x', 'translate_y', 'posterize', 'solarize', 'autocontrast', 'equalize') + _ENHANCE
+
+def _family(name): return 0 if name in ('rotate', 'shear_x', 'shear_y') else _FAMILIES.index(name)
+
+def _apply_ops_grouped(x: torch.Tensor, op_index: torch.Tensor, level: torch.Tensor, sign: torch.Tensor, ops):
+    """Apply AugMix op `ops[op_index[i]]` with `level[i]`, `sign[i]` to sample i (-1: unchanged), through
+    `ops.grouped_apply`: one sort, then one batched call per op family on a contiguous slice. Returns `(y, order)`
+    (`y[j]` is the result for sample `order[j]`)."""
+    n, c, h, w = x.shape
+    dev = x.device
+    fam = torch.tensor([_family(o) for o in ops] + [-1], device=dev)[op_index]   # index -1 -> the trailing -1
+    pos = {name: k for k, name in enumerate(ops)}
+    def where_op(name, value): return torch.where(op_index == pos[name], value, 0) if name in pos else 0
+    # whole-pixel offsets, known before sorting so that each translate group is also sorted by offset
+    offset = (where_op('translate_x', sign * _int_parameter(level, w / 3))           # scaled by the real width
+              + where_op('translate_y', sign * _int_parameter(level, h / 3))).long()
+    span = 2 * max(h, w) + 1
+    key = fam * span + offset + max(h, w)
+
+    def geometric(xs, rows):
+        k, l, s = op_index[rows], level[rows], sign[rows]
+        deg, shear = s * _int_parameter(l, 30), s * _float_parameter(l, 0.3)
+        m = torch.where((k == pos['shear_x']).view(-1, 1, 1), O.shear_x_matrix(shear, h, w), O.shear_y_matrix(shear, h, w))
+        m = torch.where((k == pos['rotate']).view(-1, 1, 1), O.rotate_matrix(deg, h, w), m)
+        return O.affine_unchecked(xs, m, 'bilinear')
+    def enhance(name):   # factor 0.1 + level * 1.8 / 10
+        return lambda xs, rows: O.enhance_unchecked(xs, name, _float_parameter(level[rows], 1.8) + 0.1)
+    fns = [geometric,
+           lambda xs, rows: O.translate_sorted(xs, offset[rows], 'x'),
+           lambda xs, rows: O.translate_sorted(xs, offset[rows], 'y'),
+           lambda xs, rows: O.posterize_(xs, 4 - _int_parameter(level[rows], 4)),
+           lambda xs, rows: O.solarize_(xs, 256 - _int_parameter(level[rows], 256)),
+           lambda xs, rows: O.apply_lut(xs, O.autocontrast_lut(xs)),
+           lambda xs, rows: O.apply_lut(xs, O.equalize_lut(xs))] + [enhance(e) for e in _ENHANCE]
+    return O.grouped_apply(x, fam, fns, key)
 
 def _apply_ops(x: torch.Tensor, op_index: torch.Tensor, level: torch.Tensor, sign: torch.Tensor, ops,
                inplace: bool = False) -> torch.Tensor:
-    """Apply AugMix op `ops[op_index[i]]` with `level[i]`, `sign[i]` to sample i (-1: unchanged). All geometric samples
-    go through one `affine` call and all look-up-table ops through one `apply_lut`: a handful of batched calls."""
-    n, c, h, w = x.shape
-    if not inplace: x = x.contiguous()
-    out = x if inplace else x.clone()    # groups are disjoint, so writing in place never feeds another op
-    geo_idx, geo_mats, lut_idx, luts = [], [], [], []
-    for k, name in enumerate(ops):
-        idx = (op_index == k).nonzero().squeeze(1)
-        if idx.numel() == 0: continue
-        l, s = level[idx], sign[idx]
-        if name in _GEOMETRIC:
-            build, param = _GEOMETRIC[name]
-            geo_idx.append(idx); geo_mats.append(build(param(l, s, h, w), h, w))
-        elif name in _ENHANCE:   # factor 0.1 + level * 1.8 / 10
-            O.put_(out, idx, getattr(O, name)(O.take(x, idx), _float_parameter(l, 1.8) + 0.1))
-        else:
-            lut_idx.append(idx)
-            if name == 'posterize': luts.append(O.posterize_lut(4 - _int_parameter(l, 4))[:, None].expand(-1, c, -1))
-            elif name == 'solarize': luts.append(O.solarize_lut(256 - _int_parameter(l, 256))[:, None].expand(-1, c, -1))
-            elif name == 'autocontrast': luts.append(O.autocontrast_lut(O.take(x, idx)))
-            else: luts.append(O.equalize_lut(O.take(x, idx)))
-    if geo_idx:
-        idx = torch.cat(geo_idx); O.put_(out, idx, O.affine(O.take(x, idx), torch.cat(geo_mats), 'bilinear'))
-    if lut_idx:
-        idx = torch.cat(lut_idx); O.put_(out, idx, O.apply_lut(O.take(x, idx), torch.cat(luts)))
-    return out
+    "`_apply_ops_grouped` with the result back in input order (written into `x` with `inplace`)."
+    x = x.contiguous() if not inplace else x
+    return O.ungroup(*_apply_ops_grouped(x, op_index, level, sign, ops), x if inplace else None)
 
 def apply_augmix_op(x: torch.Tensor, op: str, level, sign=1) -> torch.Tensor:
     """One AugMix op (google-research/augmix `augmentations.py`) with a given level (one per sample, in [0, 10]) and sign
@@ -122,10 +132,14 @@ def apply_random_ops(x: torch.Tensor, op_index: torch.Tensor, severity: float, o
                      inplace: bool = False) -> torch.Tensor:
     """Apply `ops[op_index[i]]` to sample i (index -1: leave it unchanged), each with a fresh level ~ U(0.1, severity)
     and a random sign, as the original does at every op application."""
-    n = x.shape[0]
-    level = uniform(n, 0.1, severity, generator, x.device)
-    sign = torch.where(torch.rand(n, generator=generator, device=x.device) > 0.5, -1.0, 1.0).double()
+    level, sign = _random_levels(x.shape[0], severity, generator, x.device)
     return _apply_ops(x, op_index, level, sign, ops, inplace)
+
+def _random_levels(n: int, severity: float, generator, device):
+    "Per-application level ~ U(0.1, severity) and sign ±1, as the original draws them."
+    level = uniform(n, 0.1, severity, generator, device)
+    sign = torch.where(torch.rand(n, generator=generator, device=device) > 0.5, -1.0, 1.0).double()
+    return level, sign
 
 def random_augmix_op(x: torch.Tensor, severity: float = 3, all_ops: bool = True, generator=None) -> torch.Tensor:
     "One randomly chosen AugMix op per sample (uniform over the 9 ops, or 13 with `all_ops`), level ~ U(0.1, severity). PixMix's `aug`."
@@ -161,13 +175,18 @@ class AugMix:
         if n == 0: return x.clone()
         w = dirichlet(self.alpha, n, self.width, generator, dev)            # n×width chain weights
         m = beta(self.alpha, self.alpha, n, generator, dev)                 # n skip weights
-        # all chains of all samples as one batch of width·n images (chain-major)
+        # all chains of all samples as one batch of width·n images (chain-major); each step sorts the batch by op,
+        # and the chains stay in that order (`order[j]`: the chain in row j) until one scatter back at the end
         chains = x.repeat(self.width, 1, 1, 1)
+        order = torch.arange(self.width * n, device=dev)
         if self.depth > 0: depth = torch.full((self.width * n,), self.depth, device=dev)
         else: depth = torch.randint(1, 4, (self.width * n,), generator=generator, device=dev)
         for step in range(int(depth.max())):
             op = torch.randint(len(self.ops), (self.width * n,), generator=generator, device=dev)
-            apply_random_ops(chains, torch.where(depth > step, op, -1), self.severity, self.ops, generator, inplace=True)
+            level, sign = _random_levels(self.width * n, self.severity, generator, dev)
+            chains, perm = _apply_ops_grouped(chains, torch.where(depth[order] > step, op, -1), level, sign, self.ops)
+            order = order[perm]
+        chains = O.ungroup(chains, order)
         # (1 - m)·x + Σ_i m·w_i·chain_i, accumulated in float32
         coef = torch.cat([(1 - m)[:, None], m[:, None] * w], 1).float().T.reshape(self.width + 1, n, 1, 1, 1)
         out = x.float().mul_(coef[0])

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_augment.deepaug.ipynb #e419077c
 from __future__ import annotations
-import os, math
+import os, math, hashlib
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from ..core import AugflatError, cache_dir, atomic_torch_save, make_generator, Timer
 
 # %% auto #0
-__all__ = ['DEVIATION_NO_PRETRAINED', 'DEVIATION_ON_THE_FLY', 'CAE_STEPS', 'CAE', 'cae_activation_distortion',
-           'cae_weight_distortion', 'EDSR', 'edsr_weight_distortion', 'Noise2Net', 'find_original_weights',
-           'load_original', 'train_cae', 'get_cae', 'DeepAugment', 'deepaugment_copy', 'deepaugment_dataset']
+__all__ = ['DEVIATION_NO_PRETRAINED', 'DEVIATION_ON_THE_FLY', 'DEVIATION_OFFLINE_MIX', 'CAE_STEPS', 'CAE',
+           'cae_activation_distortion', 'cae_weight_distortion', 'EDSR', 'edsr_weight_distortion', 'Noise2Net',
+           'find_original_weights', 'load_original', 'train_cae', 'get_cae', 'DeepAugment', 'data_fingerprint',
+           'deepaugment_copy', 'deepaugment_dataset']
 
 # %% ../../nbs/14_augment.deepaug.ipynb #b90d9e83
 DEVIATION_NO_PRETRAINED = ("DeepAugment: the original pretrained CAE (model_final.state) and EDSR (edsr_baseline_x4.pt) "
@@ -24,6 +25,10 @@ DEVIATION_ON_THE_FLY = ("DeepAugment: distorted images are generated on the fly 
                         "epoch, one weight distortion per batch, activation distortion per sample) with probability "
                         "p_original of keeping the clean image, instead of one fixed offline copy concatenated to the "
                         "training set (use deepaugment_dataset() for the offline variant)")
+DEVIATION_OFFLINE_MIX = ("DeepAugment: each training image is replaced, with probability 1 - p_original at every step, by "
+                         "its fixed distorted copy (generated once per dataset and seed, as the original's offline "
+                         "copies), instead of concatenating the copies to the training set: the same mixture of clean "
+                         "and distorted images, epochs of the original length")
 
 def _uniform(g, *shape, lo=0., hi=1., device='cpu'):
     return torch.rand(*shape, generator=g, device=device) * (hi - lo) + lo
@@ -442,7 +447,7 @@ def get_cae(weights=None, train_data=None, steps: int = CAE_STEPS, batch_size: i
 class DeepAugment:
     "DeepAugment per the trainer contract: uint8 NCHW in and out, per-image randomness from `generator`."
     def __init__(self, sources=('cae', 'noise2net'), p_original: float = 0.5, weights=None, cae_steps: int = CAE_STEPS,
-                 cae: nn.Module | None = None, eps_max: float = 0.75, seed: int = 0):
+                 cae: nn.Module | None = None, eps_max: float = 0.75, seed: int = 0, offline: bool = True):
         sources = (sources,) if isinstance(sources, str) else tuple(sources)
         bad = [s for s in sources if s not in ('cae', 'edsr', 'noise2net')]
         if bad or not sources:
@@ -451,7 +456,9 @@ class DeepAugment:
         self.sources, self.p_original, self.weights, self.cae_steps, self.seed = sources, p_original, weights, cae_steps, seed
         self.noise2net = Noise2Net(eps_max=eps_max, p=1.0, arch_seed=seed)
         self._cae, self._edsr, self._cae_sd, self._edsr_sd = cae, None, None, None
-        self.deviations = [DEVIATION_ON_THE_FLY]
+        # offline: the trainer reads cached copies (`prepare` + `dataset_view`) instead of calling this per batch
+        self.offline, self._copies = bool(offline), None
+        self.deviations = [DEVIATION_OFFLINE_MIX if self.offline else DEVIATION_ON_THE_FLY]
         found = find_original_weights(weights)
         if 'edsr' in sources and 'edsr' not in found:
             raise AugflatError("DeepAugment source 'edsr' needs the original edsr_baseline_x4.pt",
@@ -480,22 +487,68 @@ class DeepAugment:
         out = x.clone()
         for si, src in enumerate(self.sources):
             m = (~keep) & (which == si)
-            if not m.any(): continue
-            xs = x[m]
-            if src == 'noise2net': out[m] = self.noise2net(xs, generator=g)
-            elif src == 'cae':
-                self._cae_run.load_state_dict(cae_weight_distortion(self._cae_sd, _cpu_gen(g)))
-                y = self._cae_run(xs.float() / 255, generator=g, distort=True)
-                out[m] = (y.clamp(0, 1) * 255).round().to(torch.uint8)
-            else:
-                self._edsr_run.load_state_dict(edsr_weight_distortion(self._edsr_sd, _cpu_gen(g)))
-                pre, body = _randint(g, 1, 5, _gen_device(g)), _randint(g, 1, 6, _gen_device(g))
-                y = self._edsr_run(xs.float(), pre=pre, body=body, generator=g)
-                y = F.interpolate(y.clamp(0, 255), size=xs.shape[-2:], mode='area')
-                out[m] = y.round().to(torch.uint8)
+            if m.any(): out[m] = self.distort(x[m], src, generator=g)
         return out
 
-    def __repr__(self): return f"DeepAugment(sources={self.sources}, p_original={self.p_original})"
+    @torch.no_grad()
+    def distort(self, x: torch.Tensor, source: str, generator=None) -> torch.Tensor:
+        "Every image of `x` through `source` ('cae', 'edsr', 'noise2net'): one weight distortion, per-image activations."
+        if source not in self.sources: raise AugflatError(f"source {source!r} is not one of this DeepAugment's {self.sources}")
+        g = generator
+        self._nets(x.device)
+        if source == 'noise2net': return self.noise2net(x, generator=g)
+        if source == 'cae':
+            self._cae_run.load_state_dict(cae_weight_distortion(self._cae_sd, _cpu_gen(g)))
+            y = self._cae_run(x.float() / 255, generator=g, distort=True)
+            return (y.clamp(0, 1) * 255).round().to(torch.uint8)
+        self._edsr_run.load_state_dict(edsr_weight_distortion(self._edsr_sd, _cpu_gen(g)))
+        pre, body = _randint(g, 1, 5, _gen_device(g)), _randint(g, 1, 6, _gen_device(g))
+        y = self._edsr_run(x.float(), pre=pre, body=body, generator=g)
+        return F.interpolate(y.clamp(0, 255), size=x.shape[-2:], mode='area').round().to(torch.uint8)
+
+    def fingerprint(self, source: str) -> str:
+        "A short tag of what `source` computes (network weights and settings): part of the copies' cache key."
+        h = hashlib.blake2b(digest_size=6)
+        h.update(source.encode())
+        if source in ('cae', 'edsr'):
+            self._nets('cpu')
+            for k, v in sorted((self._cae_sd if source == 'cae' else self._edsr_sd).items()):
+                h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            n2n = self.noise2net
+            h.update(repr((n2n.eps_max, n2n.hidden, n2n.scale, n2n.p, n2n.kd)).encode())
+        return h.hexdigest()
+
+    def prepare(self, train_set, seed: int = 0, progress: bool = True, device=None):
+        """Generate (or load from the cache) one copy of `train_set.x` per source for training with `dataset_view`:
+        generated once per dataset (its content) and seed, resumable, kept under `cache_dir('deepaug', 'copies')`."""
+        key = f"{getattr(train_set, 'name', 'images')}-{data_fingerprint(train_set.x)}"
+        self._copies = {s: deepaugment_copy(train_set.x, source=s, seed=seed, cache_key=key, aug=self, progress=progress)
+                        for s in self.sources}
+        if device is not None: self._copies = {s: c.to(device) for s, c in self._copies.items()}
+        return self
+
+    def dataset_view(self, x: torch.Tensor, idx: torch.Tensor, generator=None) -> torch.Tensor:
+        """The training batch `x` = `train_set.x[idx]` with each image replaced by its cached copy from one source
+        (uniform) with probability 1 - p_original; no network runs. Call `prepare` first."""
+        if self._copies is None:
+            raise AugflatError("DeepAugment.dataset_view needs the cached copies", "call prepare(train_set) first (the trainer does)")
+        g, dev = generator, x.device
+        keep = torch.rand(len(x), generator=g, device=dev) < self.p_original
+        which = torch.randint(0, len(self.sources), (len(x),), generator=g, device=dev)
+        out = x.clone()
+        for si, src in enumerate(self.sources):
+            rows = ((~keep) & (which == si)).nonzero().squeeze(1)
+            if len(rows): out[rows] = self._copies[src][idx.to(self._copies[src].device)[rows.to(self._copies[src].device)]].to(dev)
+        return out
+
+    def __repr__(self): return f"DeepAugment(sources={self.sources}, p_original={self.p_original}, offline={self.offline})"
+
+def data_fingerprint(x: torch.Tensor) -> str:
+    "A short hash of a uint8 image tensor's content (a subset of a dataset gets its own copies)."
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr(tuple(x.shape)).encode()); h.update(x.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 def _cpu_gen(g):
     "A CPU generator seeded from `g` (weight distortions run on CPU state dicts)."
@@ -503,29 +556,48 @@ def _cpu_gen(g):
     return torch.Generator().manual_seed(seed) if seed is not None else None
 
 # %% ../../nbs/14_augment.deepaug.ipynb #6be0df79
+def _copy_chunk(aug, x, i, step, source, seed, device):
+    "Chunk `i` (images [i·step, (i+1)·step)) of a copy, from its own generator: any worker, in any order, gets the same."
+    g = make_generator(seed, device, 'deepaugment_copy', source, i)
+    return aug.distort(x[i * step:(i + 1) * step].to(device), source, generator=g).cpu()
+
 def deepaugment_copy(x: torch.Tensor, source: str = 'cae', seed: int = 0, resample_p: float = 0.05,
                      chunk: int = 20, cache_key: str | None = None, device='cpu', aug: DeepAugment | None = None,
-                     progress: bool = False) -> torch.Tensor:
-    "One DeepAugment copy of the uint8 images `x` (every image distorted once), cached when `cache_key` is given."
+                     progress: bool = False, save_every: int = 25) -> torch.Tensor:
+    """One DeepAugment copy of the uint8 images `x` (every image distorted once), cached when `cache_key` is given.
+
+    Chunks of ~1/resample_p images share one weight distortion (the original re-drew it with p=0.05 per image), and
+    chunk i draws from its own generator (seed, source, i): the copy is the same however many workers make it and in
+    whatever order. With a `cache_key`, finished chunks are saved every `save_every` chunks to `<file>.partial`, so an
+    interrupted run resumes where it stopped; the finished copy replaces the partial file."""
     _check_batch(x)
-    path = cache_dir('deepaug', 'copies') / f"{cache_key}_{source}_s{seed}.pt" if cache_key else None
-    if path is not None and path.exists(): return torch.load(path, weights_only=True)
     aug = aug if aug is not None else DeepAugment(sources=(source,), p_original=0.0, seed=seed)
-    g = make_generator(seed, device, 'deepaugment_copy', source)
-    out = torch.empty_like(x)
-    # chunks of ~1/resample_p images share one weight distortion (the original re-drew it with p=0.05 per image)
     step = max(1, min(chunk, round(1 / resample_p)))
-    it = range(0, len(x), step)
+    path = (cache_dir('deepaug', 'copies') / f"{cache_key}_{source}-{aug.fingerprint(source)}_s{seed}_c{step}.pt"
+            if cache_key else None)
+    if path is not None and path.exists(): return torch.load(path, weights_only=True)
+    partial = path.with_suffix('.partial') if path is not None else None
+    out, done = torch.empty_like(x), 0
+    if partial is not None and partial.exists():
+        state = torch.load(partial, weights_only=True)
+        if state['out'].shape == x.shape: out, done = state['out'], int(state['done'])
+    n_chunks = math.ceil(len(x) / step)
+    it = range(done, n_chunks)
     if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc=f'DeepAugment {source}')
-    for i in it: out[i:i + step] = aug(x[i:i + step].to(device), generator=g).cpu()
-    if path is not None: atomic_torch_save(out, path)
+        from tqdm.auto import tqdm; it = tqdm(it, desc=f'DeepAugment {source} copy', unit='chunk', initial=done, total=n_chunks)
+    for i in it:
+        out[i * step:(i + 1) * step] = _copy_chunk(aug, x, i, step, source, seed, device)
+        if partial is not None and (i + 1) % save_every == 0 and i + 1 < n_chunks:
+            atomic_torch_save({'out': out, 'done': i + 1}, partial)
+    if path is not None:
+        atomic_torch_save(out, path)
+        if partial.exists(): partial.unlink()
     return out
 
 def deepaugment_dataset(ds, source: str = 'cae', seed: int = 0, **kw):
     "The union of ImageSet `ds` and its DeepAugment copy (labels repeated): the original's training set."
     import dataclasses
-    key = kw.pop('cache_key', f"{ds.name}_{len(ds)}")
+    key = kw.pop('cache_key', f"{ds.name}-{data_fingerprint(ds.x)}")
     cp = deepaugment_copy(ds.x, source=source, seed=seed, cache_key=key, **kw)
     fields = {'x': torch.cat([ds.x, cp]), 'y': torch.cat([ds.y, ds.y]), 'name': f"{ds.name}+deepaug-{source}"}
     if getattr(ds, 'domains', None) is not None: fields['domains'] = torch.cat([ds.domains, ds.domains])

@@ -9,10 +9,12 @@ import torch
 from ..core import AugflatError
 
 # %% auto #0
-__all__ = ['check_batch', 'per_sample', 'take', 'put_', 'apply_lut', 'identity', 'posterize_lut', 'solarize_lut',
+__all__ = ['CHUNK', 'check_batch', 'per_sample', 'take', 'put_', 'apply_lut', 'identity', 'posterize_lut', 'solarize_lut',
            'autocontrast_lut', 'equalize_lut', 'posterize', 'solarize', 'autocontrast', 'equalize', 'color', 'contrast',
-           'brightness', 'sharpness', 'affine', 'shear_x_matrix', 'shear_y_matrix', 'translate_x_matrix',
-           'translate_y_matrix', 'rotate_matrix', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'rotate']
+           'brightness', 'sharpness', 'enhance_unchecked', 'affine', 'nearest_map', 'apply_map', 'affine_unchecked',
+           'shear_x_matrix', 'shear_y_matrix', 'translate_x_matrix', 'translate_y_matrix', 'rotate_matrix', 'shear_x',
+           'shear_y', 'translate_x', 'translate_y', 'rotate', 'grouped_apply', 'ungroup', 'translate_sorted',
+           'posterize_', 'solarize_']
 
 # %% ../../nbs/10_augment.ops.ipynb #5bb92044
 def check_batch(x, name: str = 'x') -> torch.Tensor:
@@ -97,20 +99,22 @@ def autocontrast_lut(x: torch.Tensor) -> torch.Tensor:
     return torch.where((hi > lo)[..., None], lut, ramp).long()
 
 def _histogram(x: torch.Tensor) -> torch.Tensor:
-    "Per-sample, per-channel 256-bin histograms (N×C×256, int64)."
+    "Per-sample, per-channel 256-bin histograms (N×C×256, int32; a row-wise scatter-add is 2× a flat bincount)."
     n, c = x.shape[:2]
-    idx = x.reshape(n * c, x.shape[2] * x.shape[3]).long() + 256 * torch.arange(n * c, device=x.device)[:, None]
-    return torch.bincount(idx.reshape(-1), minlength=n * c * 256).reshape(n, c, 256)
+    src = x.reshape(n * c, x.shape[2] * x.shape[3]).long()
+    hist = torch.zeros(n * c, 256, dtype=torch.int32, device=x.device)
+    return hist.scatter_add_(1, src, torch.ones(1, 1, dtype=torch.int32, device=x.device).expand(src.shape)).view(n, c, 256)
 
 def equalize_lut(x: torch.Tensor) -> torch.Tensor:
     "Per-sample, per-channel tables (N×C×256) of `ImageOps.equalize` (Pillow's algorithm)."
     h = _histogram(x)
-    bins = torch.arange(256, device=x.device)
+    bins = torch.arange(256, device=x.device, dtype=h.dtype)
     last = torch.where(h > 0, bins, -1).amax(-1, keepdim=True)                # highest occupied bin
-    step = (h.sum(-1, keepdim=True) - h.gather(-1, last.clamp_min(0))) // 255  # Pillow leaves out the last bin's count
-    before = h.cumsum(-1) - h                                                  # pixels strictly below each bin
-    lut = ((step // 2 + before) // step.clamp_min(1)).clamp(0, 255)
-    return torch.where(step > 0, lut, bins)   # a single occupied bin or too few pixels: Pillow keeps the channel
+    step = (x.shape[2] * x.shape[3] - h.gather(-1, last.clamp_min(0).long())) // 255  # Pillow leaves out the last bin
+    before = h.cumsum(-1, dtype=torch.int32) - h                              # pixels strictly below each bin
+    # Pillow's integer (step // 2 + before) // step, in float32: exact, both operands are below 2^24 (images < 16 Mpx)
+    lut = (before + step // 2).float().div_(step.clamp_min(1).float()).floor_().clamp_(0, 255)
+    return torch.where(step > 0, lut.long(), bins.long())   # a single occupied bin or too few pixels: Pillow keeps the channel
 
 def posterize(x: torch.Tensor, bits) -> torch.Tensor:
     "`ImageOps.posterize`: keep the `bits` (0..8, one per sample) most significant bits of each channel."
@@ -152,35 +156,44 @@ def color(x: torch.Tensor, factor) -> torch.Tensor:
     check_batch(x)
     return _blend(_grayscale(x), x, _enhance_factor(x, factor))
 
+def _mean_gray(x: torch.Tensor) -> torch.Tensor:
+    "The flat image `ImageEnhance.Contrast` blends with: the rounded mean of the grayscale image, N×1×1×1."
+    return (_grayscale(x).double().mean((1, 2, 3)) + 0.5).floor().view(-1, 1, 1, 1)
+
+def _black(x: torch.Tensor) -> torch.Tensor: return torch.zeros(x.shape[0], 1, 1, 1, device=x.device)
+
 def contrast(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Contrast`: blend with a flat image at the (rounded) mean gray level."
     check_batch(x)
-    mean = _grayscale(x).double().mean((1, 2, 3))
-    flat = (mean + 0.5).floor().view(-1, 1, 1, 1)
-    return _blend(flat, x, _enhance_factor(x, factor))
+    return _blend(_mean_gray(x), x, _enhance_factor(x, factor))
 
 def brightness(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Brightness`: blend with black (0 = black, 1 = original)."
     check_batch(x)
-    return _blend(torch.zeros(x.shape[0], 1, 1, 1, device=x.device), x, _enhance_factor(x, factor))
+    return _blend(_black(x), x, _enhance_factor(x, factor))
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
     """PIL's `ImageFilter.SMOOTH` (kernel [[1,1,1],[1,5,1],[1,1,1]]/13, rounded), the one-pixel border copied unchanged
-    like PIL does. Computed exactly in integers: round(S/13) = (2S + 13) // 26 (S/13 is never a tie)."""
-    h, w = x.shape[2:]
+    like PIL does. Computed exactly in integers: the 3×3 box sum is separable (row sums, then column sums) plus 4× the
+    centre; round(S/13) = (2S + 13) // 26 (S/13 is never a tie) = ((2S + 13) · 5041) >> 17 for every S ≤ 13·255
+    (checked below), a multiply and a shift instead of an integer division."""
     xi = x.to(torch.int16)
-    s = xi[..., 1:-1, 1:-1] * 5
-    for dy in range(3):
-        for dx in range(3):
-            if dy != 1 or dx != 1: s += xi[..., dy:dy + h - 2, dx:dx + w - 2]
+    rows = xi[..., :, :-2] + xi[..., :, 1:-1] + xi[..., :, 2:]
+    s = (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]).add_(xi[..., 1:-1, 1:-1], alpha=4)
     out = x.clone()
-    out[..., 1:-1, 1:-1] = ((s * 2 + 13) // 26).to(torch.uint8)
+    out[..., 1:-1, 1:-1] = (s.int().mul_(2).add_(13).mul_(5041) >> 17).to(torch.uint8)
     return out
 
 def sharpness(x: torch.Tensor, factor) -> torch.Tensor:
     "`ImageEnhance.Sharpness`: blend with the SMOOTH-filtered image (0 = blurred, 1 = original, 2 = sharpened)."
     check_batch(x)
     return _blend(_smooth(x), x, _enhance_factor(x, factor))
+
+_DEGENERATE = {'color': _grayscale, 'contrast': _mean_gray, 'brightness': _black, 'sharpness': _smooth}
+
+def enhance_unchecked(x: torch.Tensor, name: str, factor: torch.Tensor) -> torch.Tensor:
+    "The enhance op `name` with per-sample `factor` (N,) for callers that validated their inputs (no checks, no syncs)."
+    return _blend(_DEGENERATE[name](x), x, factor)
 
 # %% ../../nbs/10_augment.ops.ipynb #90c3fb8a
 _MODES = ('bilinear', 'nearest')
@@ -202,33 +215,66 @@ def affine(x: torch.Tensor, matrix, interpolation: str = 'bilinear', fill: int =
     if m.shape != (n, 2, 3): raise AugflatError(f"matrix must be N×2×3 or 2×3, got {tuple(m.shape)}")
     if n == 0: return x.clone()
     if not bool(torch.isfinite(m).all()): raise AugflatError("matrix must be finite")
-    # input points in pixel units, one row term and one column term per sample: sx = a·x' + (b·y' + c)
-    a, b, cc, d, e, f = (v.float() for v in m.reshape(n, 6).unbind(1))
-    xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5
-    ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5
-    sx = (a[:, None] * xs)[:, None, :] + (b[:, None] * ys + cc[:, None])[:, :, None]     # N×H×W
-    sy = (d[:, None] * xs)[:, None, :] + (e[:, None] * ys + f[:, None])[:, :, None]
-    outside = ((sx < 0) | (sx >= w) | (sy < 0) | (sy >= h))[:, None]
+    sx, sy = _input_points(m, h, w)
     # whole-pixel translations (AugMix's translate) read pixels exactly: bilinear equals nearest for them
     lin = m[:, :, :2].reshape(n, 4)
     shift = (lin == torch.tensor([1., 0., 0., 1.], dtype=m.dtype, device=m.device)).all(1) & (m[:, :, 2] == m[:, :, 2].round()).all(1)
     near = torch.ones_like(shift) if interpolation == 'nearest' else shift
-    x = x.contiguous()
+    if bool(near.all()): return _resample(x.contiguous(), sx, sy, 'nearest', fill)
+    if not bool(near.any()): return _resample(x.contiguous(), sx, sy, 'bilinear', fill)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    if bool(near.any()):
-        k = near.nonzero().squeeze(1); nk = len(k)
+    for sel, mode in ((near, 'nearest'), (~near, 'bilinear')):
+        k = sel.nonzero().squeeze(1)
+        put_(out, k, _resample(take(x, k), sx[k], sy[k], mode, fill))
+    return out
+
+def _input_points(m: torch.Tensor, h: int, w: int):
+    "Input points (sx, sy), N×H×W float32 pixel units, of the output pixel centres under PIL affine data `m` (N×2×3)."
+    a, b, cc, d, e, f = (v.float() for v in m.reshape(len(m), 6).unbind(1))
+    xs = torch.arange(w, device=m.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, device=m.device, dtype=torch.float32) + 0.5
+    # one row term and one column term per sample: sx = a·x' + (b·y' + c)
+    sx = (a[:, None] * xs)[:, None, :] + (b[:, None] * ys + cc[:, None])[:, :, None]
+    sy = (d[:, None] * xs)[:, None, :] + (e[:, None] * ys + f[:, None])[:, :, None]
+    return sx, sy
+
+def _resample(x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, mode: str, fill: int) -> torch.Tensor:
+    "Read contiguous `x` at the points (sx, sy) the way PIL does: `fill` outside, nearest = floor, bilinear with edges repeated."
+    n, c, h, w = x.shape
+    outside = ((sx < 0) | (sx >= w) | (sy < 0) | (sy >= h))[:, None]
+    if mode == 'nearest':
         # PIL reads pixel floor(point) (grid_sample's nearest would round half to even instead)
-        idx = sy[k].floor_().clamp_(0, h - 1).mul_(w).add_(sx[k].floor_().clamp_(0, w - 1)).long().view(nk, 1, h * w)
-        put_(out, k, take(x, k).reshape(nk, c, h * w).gather(2, idx.expand(nk, c, h * w)).view(nk, c, h, w))
-    if not bool(near.all()):
-        k = (~near).nonzero().squeeze(1)
+        idx = sy.floor().clamp_(0, h - 1).mul_(w).add_(sx.floor().clamp_(0, w - 1)).long().view(n, 1, h * w)
+        out = x.reshape(n, c, h * w).gather(2, idx.expand(n, c, h * w)).view(n, c, h, w)
+    else:
         # bilinear with repeated edges = grid_sample(border); the small epsilon keeps exact integers from
         # truncating one level down after float32 rounding; float->uint8 then truncates like PIL
-        grid = torch.stack([sx[k].mul_(2 / w).sub_(1), sy[k].mul_(2 / h).sub_(1)], -1)
-        res = torch.nn.functional.grid_sample(take(x, k).float(), grid, mode='bilinear', padding_mode='border', align_corners=False)
-        put_(out, k, res.add_(1e-3).to(torch.uint8))
+        grid = torch.stack([sx.mul(2 / w).sub_(1), sy.mul(2 / h).sub_(1)], -1)
+        out = torch.nn.functional.grid_sample(x.float(), grid, mode='bilinear', padding_mode='border', align_corners=False)
+        out = out.add_(1e-3).to(torch.uint8)
     if int(fill) == 0: return out.mul_((~outside).to(torch.uint8))   # cheaper than masked_fill_ on uint8
     return out.masked_fill_(outside, int(fill))
+
+def nearest_map(matrix, h: int, w: int, device='cpu') -> torch.Tensor:
+    """Where each output pixel of a nearest-neighbour PIL affine with data `matrix` (2×3, one for all samples) reads
+    from: flat input indices (H·W,), with H·W for "outside" (the fill). Build it once, apply it with `apply_map`."""
+    m = torch.as_tensor(matrix, dtype=torch.float64).reshape(1, 2, 3).to(device)
+    sx, sy = _input_points(m, h, w)
+    inside = ((sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)).view(-1)
+    src = sy.floor().clamp_(0, h - 1).mul_(w).add_(sx.floor().clamp_(0, w - 1)).long().view(-1)
+    return torch.where(inside, src, h * w)
+
+def apply_map(x: torch.Tensor, src: torch.Tensor, fill: int = 0) -> torch.Tensor:
+    "Every sample of `x` through the same pixel map `src` of `nearest_map`: one `index_select`, 2× a per-sample gather."
+    n, c, h, w = x.shape
+    padded = torch.cat([x.reshape(n, c, h * w), torch.full((n, c, 1), int(fill), dtype=x.dtype, device=x.device)], 2)
+    return padded.index_select(2, src).view(n, c, h, w)
+
+def affine_unchecked(x: torch.Tensor, matrix: torch.Tensor, interpolation: str = 'bilinear', fill: int = 0) -> torch.Tensor:
+    """`affine` for callers that validated their inputs (the augmentations' grouped op calls): no checks, no
+    whole-pixel shortcut (whole-pixel offsets give the same pixels either way), fewer small tensor ops per call."""
+    sx, sy = _input_points(matrix, *x.shape[2:])
+    return _resample(x, sx, sy, interpolation, fill)
 
 def _identity_but(value: torch.Tensor, slot: int) -> torch.Tensor:
     "Per-sample PIL affine data (1, 0, 0, 0, 1, 0) with `value` at position `slot`, as N×2×3 matrices."
@@ -285,3 +331,61 @@ def rotate(x: torch.Tensor, degrees, interpolation: str = 'bilinear', fill: int 
     "`Image.rotate(degrees)`: counter-clockwise about the image centre, same size, corners filled."
     check_batch(x)
     return affine(x, rotate_matrix(per_sample(degrees, x, 'degrees', -360, 360), *x.shape[2:]), interpolation, fill)
+
+# %% ../../nbs/10_augment.ops.ipynb #b7e2c4a1
+CHUNK = 64   # samples per op call: a chunk's working set stays in the CPU caches (a 768-image call is 2-3× slower per image)
+
+def grouped_apply(x: torch.Tensor, group: torch.Tensor, fns, key: torch.Tensor | None = None, chunk: int | None = None):
+    """Apply `fns[g](xs, rows)` to the samples of each group g (`group[i] == g`; -1 leaves sample i unchanged).
+
+    The batch is sorted by group once (by `key` when given: it must order the groups the same way, e.g.
+    `group * K + sub`, so a group's samples are also sorted by `sub`), so each group is ONE contiguous slice `xs` of a
+    fresh batch: no per-group gathers and scatters. `rows` are the input indices of the slice's samples (to look up
+    their parameters); `fns[g]` returns the transformed slice or None when it changed `xs` in place. Returns
+    `(y, order)`: `y[j]` is the result for input sample `order[j]`; callers that keep permuted batches (AugMix's
+    chains) skip the scatter back. Groups larger than `chunk` (default `CHUNK`; on CUDA one call per group) are
+    processed in pieces of that size."""
+    order = torch.argsort(group if key is None else key, stable=True)
+    counts = torch.bincount(group + 1, minlength=len(fns) + 1).tolist()   # the one host sync of a step
+    y = take(x, order)
+    step = chunk or (CHUNK if x.device.type == 'cpu' else len(x))
+    start = counts[0]
+    for fn, cnt in zip(fns, counts[1:]):
+        for lo in range(start, start + cnt, step):
+            s = slice(lo, min(lo + step, start + cnt))
+            view = y[s]
+            res = fn(view, order[s])
+            if res is not None and res is not view: view.copy_(res)
+        start += cnt
+    return y, order
+
+def ungroup(y: torch.Tensor, order: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    "The batch `y` of `grouped_apply` back in input order (into `out` when given): a gather by the inverse permutation."
+    back = take(y, torch.argsort(order))           # 2× faster than scattering rows with index_copy_
+    return back if out is None else out.copy_(back)
+
+def translate_sorted(x: torch.Tensor, offset: torch.Tensor, axis: str, fill: int = 0) -> torch.Tensor:
+    """PIL's affine translate by a whole number of pixels per sample (`axis` 'x': data (1, 0, t, 0, 1, 0), content
+    moves left by t; 'y': up), for a batch SORTED by `offset`: one slice copy per distinct offset, no sampling at all
+    (for whole-pixel offsets bilinear and nearest both read the pixels unchanged)."""
+    out = torch.full_like(x, fill)
+    vals, counts = torch.unique_consecutive(offset.long(), return_counts=True)
+    dim, size = (3, x.shape[3]) if axis == 'x' else (2, x.shape[2])
+    start = 0
+    for t, cnt in zip(vals.tolist(), counts.tolist()):
+        if abs(t) < size:
+            src, dst = x[start:start + cnt], out[start:start + cnt]
+            dst.narrow(dim, max(0, -t), size - abs(t)).copy_(src.narrow(dim, max(0, t), size - abs(t)))
+        start += cnt
+    return out
+
+def posterize_(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    "`posterize` in place with integer `bits` (N,) already checked: one bitwise and."
+    return x.bitwise_and_((255 - ((1 << (8 - bits.long())) - 1)).to(torch.uint8).view(-1, 1, 1, 1))
+
+def solarize_(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """`solarize` in place with thresholds (N,) already checked: PIL inverts i >= threshold, i.e. i >= ceil(threshold),
+    compared in uint8 (a threshold of 256 inverts nothing); 255 - i is i XOR 255."""
+    t = threshold.ceil()
+    invert = (x >= t.clamp(0, 255).to(torch.uint8).view(-1, 1, 1, 1)) & (t <= 255).view(-1, 1, 1, 1)
+    return x.bitwise_xor_(invert.to(torch.uint8).mul_(255))

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..core import AugflatError, cache_dir, atomic_torch_save, make_generator
-from .augmix import random_augmix_op, beta as sample_beta
+from .augmix import random_augmix_op
+from . import ops as O
 
 # %% auto #0
 __all__ = ['DEVIATION_FRACTALS', 'DEVIATION_UINT8', 'IMG_EXTS', 'get_ab', 'mix_add', 'mix_multiply', 'sample_ifs',
@@ -24,10 +25,9 @@ DEVIATION_UINT8 = "PixMix: output rounded to uint8 once at the end (the original
 def get_ab(beta: float, n: int, generator=None, device='cpu'):
     "PixMix's mixing weights for `n` samples: (a, b) float tensors per the original `get_ab`."
     first = torch.rand(n, generator=generator, device=device) < 0.5
-    b1 = sample_beta(1.0, beta, n, generator, device)
-    a1 = sample_beta(beta, 1.0, n, generator, device)
-    b2 = sample_beta(1.0, beta, n, generator, device)
-    a2 = sample_beta(1.0, beta, n, generator, device)
+    # Beta(beta, 1) and Beta(1, beta) by inversion of their CDFs x^beta and 1 - (1 - x)^beta: exact, one uniform each
+    u = torch.rand(4, n, generator=generator, device=device, dtype=torch.float64).pow_(1 / beta)
+    b1, a1, b2, a2 = 1 - u[0], u[1], 1 - u[2], 1 - u[3]
     return torch.where(first, a1, 1 + a2).float(), torch.where(first, b1, -b2).float()
 
 def mix_add(img1, img2, a, b):
@@ -39,6 +39,15 @@ def mix_multiply(img1, img2, a, b):
     "Multiplicative PixMix mixing of float images in [0,1] with per-sample weights a, b (shape N)."
     a, b = a.view(-1, 1, 1, 1), b.view(-1, 1, 1, 1)
     return (img1 * 2).pow_(a).mul_((img2 * 2).clamp_min_(1e-37).pow_(b)).div_(2)
+
+def _mix_multiply_u8(img1, img2_u8, a, b):
+    """`mix_multiply` with a uint8 partner: its factor (2·v/255)^b takes one of 256 values per sample, so it is a
+    per-sample table (N×256, the same float32 expression) read with one gather instead of a `pow` per pixel."""
+    n = len(img2_u8)
+    ramp = (torch.arange(256, device=img2_u8.device, dtype=torch.float32) / 255 * 2).clamp_min_(1e-37)
+    table = ramp.pow(b.view(-1, 1).float())
+    factor = table.gather(1, img2_u8.reshape(n, -1).long()).view(img1.shape)
+    return (img1 * 2).pow_(a.view(-1, 1, 1, 1)).mul_(factor).div_(2)
 
 # %% ../../nbs/13_augment.pixmix.ipynb #deb3ecef
 def sample_ifs(rng: np.random.Generator):
@@ -206,23 +215,30 @@ class PixMix:
         # all the aug(x) views any sample needs (its start + its aug partners) in ONE batched call
         need = torch.cat([start_aug[None], active & use_aug])            # (k+1) x n
         slot, sample = need.nonzero(as_tuple=True)                       # sorted by slot, then sample
-        views = self._aug(x[sample], g) if len(sample) else x[:0]
+        views = self._aug(O.take(x, sample), g) if len(sample) else x[:0]
         counts = need.sum(1).tolist()
         views = list(torch.split(views, counts))
-        # integer index_select/index_copy_ rather than boolean masks: far fewer copies and syncs
-        mixed = x.float().div_(255)
-        if counts[0]: mixed.index_copy_(0, start_aug.nonzero().squeeze(1), views[0].float().div_(255))
+        # samples sorted by their number of rounds (most first): the samples still mixing at round r are the prefix
+        # [0, n_active[r]) of the sorted batch, so a round touches only that prefix, in place
+        by_rounds = torch.argsort(rounds, descending=True, stable=True)
+        pos = torch.argsort(by_rounds)                                   # pos[i]: the row of sample i
+        n_active = active.sum(1).tolist()
+        mixed = O.take(x, by_rounds).float().div_(255)
+        if counts[0]: mixed.index_copy_(0, pos[start_aug.nonzero().squeeze(1)], views[0].float().div_(255))
+        pic = O.take(pic, by_rounds)
         for r in range(k):
-            act = active[r].nonzero().squeeze(1)
-            if len(act) == 0: break
-            partner = pic.index_select(0, act).float().div_(255)
-            if counts[r + 1]: partner.index_copy_(0, use_aug[r, act].nonzero().squeeze(1), views[r + 1].float().div_(255))
-            cur, add = mixed.index_select(0, act), use_add[r, act]
-            ar, br = a[r, act], b[r, act]
-            new = torch.empty_like(cur)
-            for sel, fn in ((add.nonzero().squeeze(1), mix_add), ((~add).nonzero().squeeze(1), mix_multiply)):
-                if len(sel): new.index_copy_(0, sel, fn(cur.index_select(0, sel), partner.index_select(0, sel), ar[sel], br[sel]))
-            mixed.index_copy_(0, act, new.clamp_(0, 1))
-        return mixed.mul_(255).round_().to(torch.uint8)
+            m = n_active[r]
+            if m == 0: break
+            partner = pic[:m].clone()                                     # uint8: the multiply's power is a table
+            if counts[r + 1]: O.put_(partner, pos[(active[r] & use_aug[r]).nonzero().squeeze(1)], views[r + 1])
+            rows = by_rounds[:m]
+            add, ar, br = use_add[r, rows], a[r, rows], b[r, rows]
+            for sel, is_add in ((add.nonzero().squeeze(1), True), ((~add).nonzero().squeeze(1), False)):
+                if len(sel) == 0: continue
+                cur, part = mixed.index_select(0, sel), O.take(partner, sel)
+                if is_add: new = mix_add(cur, part.float().div_(255), ar[sel], br[sel])
+                else: new = _mix_multiply_u8(cur, part, ar[sel], br[sel])
+                mixed.index_copy_(0, sel, new.clamp_(0, 1))
+        return O.take(mixed.mul_(255).round_().to(torch.uint8), pos)
 
     def __repr__(self): return f"PixMix(k={self.k}, beta={self.beta}, severity={self.severity}, mixing_set={self.mixing_set if isinstance(self.mixing_set, str) else 'tensor'})"

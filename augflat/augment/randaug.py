@@ -34,36 +34,69 @@ def randaug_magnitude(op: str, magnitude: int, num_bins: int = 31, height: int =
     if op not in table: raise AugflatError(f"unknown RandAugment op {op!r}", f"choose one of {RANDAUG_OPS}")
     return table[op]
 
+# ops that share one batched call (see `ops.grouped_apply`): rotate and the shears are one `affine`, whole-pixel
+# translations are slice copies, each point op and each enhance op is one call over its contiguous group
+_RA_FAMILY = {'shear_x': 0, 'shear_y': 0, 'rotate': 0, 'translate_x': 1, 'translate_y': 2, 'brightness': 3, 'color': 4,
+              'contrast': 5, 'sharpness': 6, 'posterize': 7, 'solarize': 8, 'autocontrast': 9, 'equalize': 10}
+
+def _apply_randaug_grouped(x, op_index, sign, magnitude, num_bins, interpolation, fill):
+    "`apply_randaug_ops` as `(y, order)` from `ops.grouped_apply` (`y[j]` is the result for sample `order[j]`)."
+    n, c, h, w = x.shape
+    dev = x.device
+    mag = {name: randaug_magnitude(name, magnitude, num_bins, h, w) for name in RANDAUG_OPS}
+    fam = torch.tensor([_RA_FAMILY.get(o, -1) for o in RANDAUG_OPS], device=dev)[op_index]
+    s = sign.double()
+    # torchvision translates by int(magnitude) to the right/down; PIL's data holds the opposite offset
+    is_tx, is_ty = op_index == RANDAUG_OPS.index('translate_x'), op_index == RANDAUG_OPS.index('translate_y')
+    offset = torch.where(is_tx, -sign * int(mag['translate_x'][0]), 0) + torch.where(is_ty, -sign * int(mag['translate_y'][0]), 0)
+    # the geometric group sorts by (op, sign): with fixed magnitudes each of those is ONE pixel map for all its samples
+    geo_sub = torch.where(fam == 0, op_index * 2 + (sign > 0).long(), 0)
+    span = 2 * max(h, w) + 1
+    key = fam * span + offset + geo_sub + max(h, w)
+
+    def geometric_shared(xs, rows):
+        subs, counts = torch.unique_consecutive(geo_sub[rows], return_counts=True)
+        out, start = torch.empty_like(xs), 0
+        for sub, cnt in zip(subs.tolist(), counts.tolist()):
+            src = _pixel_map(h, w, sub // 2, 1.0 if sub % 2 else -1.0, magnitude, num_bins, str(dev))
+            out[start:start + cnt] = O.apply_map(xs[start:start + cnt], src, fill)
+            start += cnt
+        return out
+    def geometric(xs, rows):
+        k, sr = op_index[rows], s[rows]
+        m = torch.where((k == RANDAUG_OPS.index('shear_x')).view(-1, 1, 1), O.shear_x_matrix(sr * mag['shear_x'][0], h, w),
+                        O.shear_y_matrix(sr * mag['shear_y'][0], h, w))
+        m = torch.where((k == RANDAUG_OPS.index('rotate')).view(-1, 1, 1), O.rotate_matrix(sr * mag['rotate'][0], h, w), m)
+        return O.affine_unchecked(xs, m, interpolation, fill)
+    def enhance(name):
+        return lambda xs, rows: O.enhance_unchecked(xs, name, 1.0 + s[rows] * mag[name][0])
+    def const(value, rows): return torch.full((len(rows),), float(value), dtype=torch.float64, device=dev)
+    fns = [geometric_shared if interpolation == 'nearest' else geometric,
+           lambda xs, rows: O.translate_sorted(xs, offset[rows], 'x', fill),
+           lambda xs, rows: O.translate_sorted(xs, offset[rows], 'y', fill)] + \
+          [enhance(e) for e in ('brightness', 'color', 'contrast', 'sharpness')] + \
+          [lambda xs, rows: O.posterize_(xs, const(mag['posterize'][0], rows)),
+           lambda xs, rows: O.solarize_(xs, const(mag['solarize'][0], rows)),
+           lambda xs, rows: O.apply_lut(xs, O.autocontrast_lut(xs)),
+           lambda xs, rows: O.apply_lut(xs, O.equalize_lut(xs))]
+    return O.grouped_apply(x, fam, fns, key)
+
+@functools.lru_cache(maxsize=256)
+def _pixel_map(h, w, op_index, sign, magnitude, num_bins, device):
+    "The nearest-neighbour pixel map of geometric op `RANDAUG_OPS[op_index]` at this magnitude and sign (cached)."
+    name = RANDAUG_OPS[op_index]
+    value = sign * randaug_magnitude(name, magnitude, num_bins, h, w)[0]
+    m = getattr(O, name + '_matrix')(torch.tensor([value], dtype=torch.float64), h, w)[0]
+    return O.nearest_map(m, h, w, device)
+
 def apply_randaug_ops(x: torch.Tensor, op_index: torch.Tensor, sign: torch.Tensor, magnitude: int, num_bins: int = 31,
                       interpolation: str = 'nearest', fill: int = 0, inplace: bool = False) -> torch.Tensor:
     """Apply RandAugment op `RANDAUG_OPS[op_index[i]]` at bin `magnitude` with sign `sign[i]` (±1) to sample i, the way
-    torchvision's `_apply_op` does on a PIL image. Samples are grouped: one `affine` call for all geometric ops, one
-    `apply_lut` for all table ops, one call per enhance op."""
-    n, c, h, w = x.shape
-    if not inplace: x = x.contiguous()
-    out = x if inplace else x.clone()
-    geo_idx, mats, lut_idx, luts = [], [], [], []
-    for k, name in enumerate(RANDAUG_OPS):
-        idx = (op_index == k).nonzero().squeeze(1)
-        if idx.numel() == 0 or name == 'identity': continue
-        mag, signed = randaug_magnitude(name, magnitude, num_bins, h, w)
-        s = sign[idx].double() if signed else torch.ones(len(idx), dtype=torch.float64, device=x.device)
-        if name in ('shear_x', 'shear_y', 'rotate'):
-            geo_idx.append(idx); mats.append(getattr(O, name + '_matrix')(s * mag, h, w))
-        elif name in ('translate_x', 'translate_y'):
-            # torchvision translates by int(magnitude) to the right/down; PIL's data holds the opposite offset
-            geo_idx.append(idx); mats.append(getattr(O, name + '_matrix')(-s * int(mag), h, w))
-        elif name in ('brightness', 'color', 'contrast', 'sharpness'):
-            O.put_(out, idx, getattr(O, name)(O.take(x, idx), 1.0 + s * mag))
-        elif name == 'posterize': lut_idx.append(idx); luts.append(O.posterize_lut(torch.full_like(s, mag))[:, None].expand(-1, c, -1))
-        elif name == 'solarize': lut_idx.append(idx); luts.append(O.solarize_lut(torch.full_like(s, mag))[:, None].expand(-1, c, -1))
-        elif name == 'autocontrast': lut_idx.append(idx); luts.append(O.autocontrast_lut(O.take(x, idx)))
-        else: lut_idx.append(idx); luts.append(O.equalize_lut(O.take(x, idx)))
-    if geo_idx:
-        idx = torch.cat(geo_idx); O.put_(out, idx, O.affine(O.take(x, idx), torch.cat(mats), interpolation, fill))
-    if lut_idx:
-        idx = torch.cat(lut_idx); O.put_(out, idx, O.apply_lut(O.take(x, idx), torch.cat(luts)))
-    return out
+    torchvision's `_apply_op` does on a PIL image. Samples are grouped by op (`ops.grouped_apply`): one `affine` call
+    for rotate and the shears, slice copies for the translations, one call per point or enhance op."""
+    x = x if inplace else x.contiguous()
+    y, order = _apply_randaug_grouped(x, op_index, sign, magnitude, num_bins, interpolation, fill)
+    return O.ungroup(y, order, x if inplace else None)
 
 class RandAugment:
     """RandAugment (Cubuk et al. 2020) with torchvision's op set and magnitudes, batched with per-sample randomness:
@@ -89,9 +122,11 @@ class RandAugment:
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         O.check_batch(x); check_generator(generator, x)
         n = x.shape[0]
-        out = x.contiguous().clone()
+        # the batch stays sorted by the last step's ops (`order[j]`: the sample in row j) until one scatter back
+        out, order = x.contiguous(), torch.arange(n, device=x.device)
         for _ in range(self.num_ops):
             op = torch.randint(len(RANDAUG_OPS), (n,), generator=generator, device=x.device)
             sign = 1 - 2 * torch.randint(2, (n,), generator=generator, device=x.device)
-            apply_randaug_ops(out, op, sign, self.magnitude, self.num_bins, self.interpolation, self.fill, inplace=True)
-        return out
+            out, perm = _apply_randaug_grouped(out, op, sign, self.magnitude, self.num_bins, self.interpolation, self.fill)
+            order = order[perm]
+        return O.ungroup(out, order)

@@ -9,8 +9,8 @@ import torch
 from ..core import AugflatError
 
 # %% auto #0
-__all__ = ['Identity', 'list_augmentations', 'Sequential', 'UserAugmentation', 'get_augmentation', 'augmentation_summary',
-           'register_cli']
+__all__ = ['Identity', 'list_augmentations', 'Sequential', 'split_offline', 'UserAugmentation', 'get_augmentation',
+           'augmentation_summary', 'register_cli']
 
 # %% ../../nbs/17_augment.registry.ipynb #c27cf160
 class Identity:
@@ -55,6 +55,25 @@ class Sequential:
             x = p(x, generator=generator, model=model, y=y) if getattr(p, 'needs_model', False) else p(x, generator=generator)
         return x
     def __repr__(self): return f"Sequential({', '.join(map(repr, self.parts))})"
+
+def split_offline(aug):
+    """`(offline, per_batch)` parts of a training augmentation. The offline part (DeepAugment with cached copies,
+    `offline=True`) is prepared once per dataset (`offline.prepare(train_set, seed)`) and swaps images for their cached
+    copies before the trainer's flip and crop (`offline.dataset_view(x, idx, generator)`); the per-batch part runs on
+    every batch as before. Either may be None."""
+    if aug is None: return None, None
+    if getattr(aug, 'offline', False): return aug, None
+    parts = getattr(aug, 'parts', None) if isinstance(aug, Sequential) else None
+    if parts:
+        off = [p for p in parts if getattr(p, 'offline', False)]
+        if len(off) > 1: raise AugflatError(f"{aug!r} has {len(off)} offline parts", "combine at most one DeepAugment")
+        if off:
+            rest = [p for p in parts if not getattr(p, 'offline', False)]
+            per_batch = None
+            if rest:
+                per_batch = rest[0] if len(rest) == 1 else Sequential(*rest, name=aug.name)
+            return off[0], per_batch
+    return None, aug
 
 # %% ../../nbs/17_augment.registry.ipynb #41c0510f
 class UserAugmentation:
