@@ -58,6 +58,9 @@ def main(argv=None) -> int:
         print(f"augflat: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt:
         print("augflat: interrupted; finished work is kept (rerun the same command to resume)", file=sys.stderr); return 130
+    except BrokenPipeError:                      # `augflat ... | head`: the reader left; the work itself is done and saved
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 141
     return 0
 
 # %% ../nbs/61_cli.ipynb #8a673643

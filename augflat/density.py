@@ -501,6 +501,11 @@ def density_table(study: dict):
 def _fmt(v, nd=4):
     return '—' if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
 
+def _distance_name(res: dict) -> str:
+    "The unit γ and the distances are in, from a dataset's results."
+    return {'l2': 'normalised pixel L2', 'linf': 'pixel L∞', 'feature': 'feature L2'}.get(
+        str(next(iter(res.values())).config.get('distance', '')), 'distance')
+
 def table_markdown(study: dict) -> str:
     "Table 1 as markdown: per dataset, rows γ1..γ4, columns augmentations as 'ours (paper)'."
     paper = paper_table1(); parts = []
@@ -508,8 +513,7 @@ def table_markdown(study: dict) -> str:
         if isinstance(res, str): parts.append(f"### {ds_name}\n\n{res}\n"); continue
         pcol, plabel = PAPER_COLUMN.get(ds_name, (None, None))
         names = list(res)
-        dname = {'l2': 'normalised pixel L2', 'linf': 'pixel L∞', 'feature': 'feature L2'}.get(
-            str(next(iter(res.values())).config.get('distance', '')), 'distance')
+        dname = _distance_name(res)
         head = f"| γ ({dname}) | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
         gam = next(iter(res.values())).gammas
         body = ""
@@ -540,12 +544,12 @@ def plot_ecdfs(study: dict, floor: float | None = None, title: str | None = None
             sns.ecdfplot(data=df, x='distance', hue='augmentation', log_scale=(True, False), ax=ax)
             for gm in gam: ax.axvline(gm, color='grey', lw=0.6, ls=':')
             for gm in (anchored or {}).get(ds_name, ()): ax.axvline(gm, color='tab:red', lw=0.6, ls='--')
-            ax.set_xlabel(f"distance to original (values < {lo:g} drawn at {lo:g})")
+            ax.set_xlabel(f"{_distance_name(res)} distance to original (< {lo:g} drawn at {lo:g})")
             if zoom:
                 ax.set_yscale('log'); ax.set_ylim(1 / (df.groupby('augmentation').size().max() + 1), 1)
                 ax.set_xlim(lo, max(gam) * 4)
-                ax.set_title(f"{ds_name}: proximal region (γ1..γ4 dotted" +
-                             ("; anchored γ1..γ4 dashed)" if ds_name in (anchored or {}) else ")"))
+                ax.set_title(f"{ds_name}: proximal region (γ dotted" +
+                             (", anchored γ dashed)" if ds_name in (anchored or {}) else ")"))
             else: ax.set_title(f"{ds_name}: eCDF of augmented-vs-original distances")
     if title: fig.suptitle(title)
     fig.tight_layout()

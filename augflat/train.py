@@ -255,7 +255,8 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
                 loss = F.cross_entropy(logits, yb)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}",
-                                    f"lower the learning rate; the last good checkpoint (end of epoch {epoch}) is kept at {ckpt_path}")
+                                    "lower the learning rate; " + (f"the last good checkpoint (end of epoch {saved_epoch}) is kept at "
+                                    f"{ckpt_path}" if saved_epoch else "no checkpoint was written yet"))
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             step += 1
             tot_loss += loss.item() * len(yb); tot_correct += (logits.argmax(1) == yb).sum().item(); seen += len(yb)

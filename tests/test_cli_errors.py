@@ -1,8 +1,8 @@
 """The command line as a new user meets it: results land in their run's folder, --resume checks the run, and every bad
 input is one `augflat: error:` line (plus an optional hint), never a traceback.
 
-Cost: about 2 minutes on 2 CPU cores (two 1-epoch trainings on 20 CIFAR-10 images shared by the module, ~20 short
-CLI subprocesses of ~3-5 s each, mostly interpreter start-up)."""
+Cost: 4.5 minutes measured on 2 shared, busy CPU cores (load ~7): two 1-epoch trainings on 20 CIFAR-10 images shared
+by the module and ~25 short CLI subprocesses, most of whose time is interpreter and torch start-up."""
 import argparse, contextlib, errno, io, json, os, shutil, subprocess, sys
 import pytest, torch
 from conftest import require_dataset
