@@ -546,7 +546,7 @@ def reproduce(preset: str = 'smoke', only=None, jobs: int = 1, executor: Executo
     report = render_report(runs_dir)
     if progress: print(f"report: {report}" + (f"  ({len(failures)} failure(s), see failures.json)" if failures else ''))
     if isinstance(ex, (ProcessPoolExecutor, ThreadPoolExecutor)): ex.shutdown()
-    elif executor == 'dask': ex._client.close()
+    elif executor == 'dask' and hasattr(ex, '_client'): ex._client.close()   # the client make_executor opened
     return report
 
 # %% ../nbs/60_reproduce.ipynb #ac4abef6
