@@ -71,7 +71,7 @@ def _describe(spec) -> str:
     if isinstance(spec, list): return f"a list of {_describe(spec[0])}s"
     if isinstance(spec, dict): return 'a mapping'
     if spec is None: return 'null'
-    if isinstance(spec, str) and _names(spec): return f"a {spec} ({', '.join(_names(spec))})"
+    if isinstance(spec, str) and _names(spec): return f"{'an' if spec[0] in 'aeiou' else 'a'} {spec} ({', '.join(_names(spec))})"
     return {bool: 'true/false', int: 'an integer', float: 'a number', str: 'a string'}.get(spec, f"a {spec}")
 
 def _check(value, spec, path: str):
