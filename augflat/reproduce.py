@@ -72,7 +72,7 @@ def _describe(spec) -> str:
     if isinstance(spec, list): return f"a list of {_describe(spec[0])}s"
     if isinstance(spec, dict): return 'a mapping'
     if spec is None: return 'null'
-    if isinstance(spec, str) and _names(spec): return f"a {spec} ({', '.join(_names(spec))})"
+    if isinstance(spec, str) and _names(spec): return f"{'an' if spec[0] in 'aeiou' else 'a'} {spec} ({', '.join(_names(spec))})"
     return {bool: 'true/false', int: 'an integer', float: 'a number', str: 'a string'}.get(spec, f"a {spec}")
 
 def _check(value, spec, path: str):
@@ -659,7 +659,7 @@ def reproduce(preset: str = 'smoke', only=None, jobs: int = 1, executor: Executo
     report = render_report(runs_dir)
     if progress: print(f"report: {report}" + (f"  ({len(failures)} failure(s), see failures.json)" if failures else ''))
     if isinstance(ex, (ProcessPoolExecutor, ThreadPoolExecutor)): ex.shutdown()
-    elif executor == 'dask': ex._client.close()
+    elif executor == 'dask' and hasattr(ex, '_client'): ex._client.close()   # the client make_executor opened
     return report
 
 # %% ../nbs/60_reproduce.ipynb #ac4abef6

@@ -114,7 +114,7 @@ def test_dask_scheduler_reruns_a_killed_workers_job_from_its_checkpoint(tmp_path
     require_dataset('cifar10')
     spec = ModelSpec('cifar10', 'convnet_small', 'none', 0, epochs=4, subset_per_class=100, batch_size=32, lr=0.05)
     ckpt = model_dir(tmp_path, spec)/'checkpoint.pt'
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1', dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1', dashboard_address=':0') as cluster:
         ex = make_executor(kind='dask', scheduler=cluster.scheduler_address)
         client = ex._client
         try:
