@@ -184,7 +184,11 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     # DeepAugment's cached copies (made once per dataset and seed) stand in for its per-batch networks
     from augflat.augment.registry import split_offline
     offline, aug = split_offline(aug)
-    if offline is not None: offline.prepare(train_set, seed=seed, progress=progress and rank == 0, device=dev)
+    if offline is not None:                          # the first process makes them, the others then read the cache
+        import torch.distributed as dist
+        if world > 1 and rank > 0: dist.barrier()
+        offline.prepare(train_set, seed=seed, progress=progress and rank == 0, device=dev)
+        if world > 1 and rank == 0: dist.barrier()
     torch.manual_seed(derive_seed(seed, 'init'))     # initialization and dropout draw from the (checkpointed) global RNG
     net = get_model(model, train_set.num_classes, **(model_kwargs or {})).to(dev)
     cpu_bf16 = dev.type == 'cpu' and recipe.cpu_bf16

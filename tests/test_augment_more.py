@@ -157,7 +157,7 @@ def test_deepaug_copy_cached(tmp_path, monkeypatch, images, tiny_cae):
     monkeypatch.setenv('AUGFLAT_CACHE', str(tmp_path))
     aug = DeepAugment(sources=('cae',), p_original=0.0, cae=tiny_cae)
     c1 = deepaugment_copy(images, cache_key='t', aug=aug)
-    assert list(tmp_path.rglob('t_cae-*_s0_c20.pt'))
+    assert list(tmp_path.rglob('t_cae-*_s0_c20_cpu.pt'))
     assert torch.equal(c1, deepaugment_copy(images, cache_key='t', aug=aug))
 
 

@@ -144,3 +144,19 @@ def test_cuda(cifar):
         out = aug(x, generator=gen())
         assert out.device.type == 'cuda' and out.dtype == torch.uint8 and torch.equal(out, aug(x, generator=gen()))
     with pytest.raises(AugflatError, match='generator'): AugMix()(x, generator=torch.Generator())
+
+
+def test_grouped_ops_equal_one_sample_at_a_time():
+    # < 1 s. A batch mixing every op (tiny non-square images: the sort keys of neighbouring op groups are closest)
+    # must equal each sample processed alone: the one-sort grouping and the scatter back lose or swap nothing
+    from augflat.augment.randaug import apply_randaug_ops
+    from augflat.augment.augmix import _apply_ops, AUGMIX_ALL_OPS
+    x = torch.randint(0, 256, (56, 3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    op, sign = torch.arange(56) % 14, 1 - 2 * (torch.arange(56) // 14 % 2)
+    y = apply_randaug_ops(x, op, sign, 9)
+    assert all(torch.equal(y[i:i + 1], apply_randaug_ops(x[i:i + 1], op[i:i + 1], sign[i:i + 1], 9)) for i in range(56))
+    k = (torch.arange(56) % 14 - 1).clamp(max=12)                       # -1: unchanged
+    lvl, sg = torch.linspace(0.1, 10, 56).double(), sign.double()
+    y = _apply_ops(x, k, lvl, sg, AUGMIX_ALL_OPS)
+    assert all(torch.equal(y[i:i + 1], _apply_ops(x[i:i + 1], k[i:i + 1], lvl[i:i + 1], sg[i:i + 1], AUGMIX_ALL_OPS))
+               for i in range(56))

@@ -187,11 +187,16 @@ class AugMix:
             chains, perm = _apply_ops_grouped(chains, torch.where(depth[order] > step, op, -1), level, sign, self.ops)
             order = order[perm]
         chains = O.ungroup(chains, order)
-        # (1 - m)·x + Σ_i m·w_i·chain_i, accumulated in float32
+        # (1 - m)·x + Σ_i m·w_i·chain_i, accumulated in float32, in cache-sized pieces on CPU
         coef = torch.cat([(1 - m)[:, None], m[:, None] * w], 1).float().T.reshape(self.width + 1, n, 1, 1, 1)
-        out = x.float().mul_(coef[0])
-        for i in range(self.width): out.addcmul_(chains[i * n:(i + 1) * n].float(), coef[i + 1])
-        return out.round_().clamp_(0, 255).to(torch.uint8)
+        out = torch.empty_like(x)
+        step = O.chunk_size(x)
+        for lo in range(0, n, step):
+            s = slice(lo, min(lo + step, n))
+            acc = x[s].float().mul_(coef[0, s])
+            for i in range(self.width): acc.addcmul_(chains[i * n + s.start:i * n + s.stop].float(), coef[i + 1, s])
+            out[s] = acc.round_().clamp_(0, 255)
+        return out
 
 # %% ../../nbs/11_augment.augmix.ipynb #7beff273
 class JSDLoss:

@@ -523,9 +523,9 @@ class DeepAugment:
         """Generate (or load from the cache) one copy of `train_set.x` per source for training with `dataset_view`:
         generated once per dataset (its content) and seed, resumable, kept under `cache_dir('deepaug', 'copies')`."""
         key = f"{getattr(train_set, 'name', 'images')}-{data_fingerprint(train_set.x)}"
-        self._copies = {s: deepaugment_copy(train_set.x, source=s, seed=seed, cache_key=key, aug=self, progress=progress)
-                        for s in self.sources}
-        if device is not None: self._copies = {s: c.to(device) for s, c in self._copies.items()}
+        dev = torch.device(device or 'cpu')          # generated where training runs (a GPU makes them far faster)
+        self._copies = {s: deepaugment_copy(train_set.x, source=s, seed=seed, cache_key=key, aug=self, progress=progress,
+                                            device=dev).to(dev) for s in self.sources}
         return self
 
     def dataset_view(self, x: torch.Tensor, idx: torch.Tensor, generator=None) -> torch.Tensor:
@@ -573,7 +573,8 @@ def deepaugment_copy(x: torch.Tensor, source: str = 'cae', seed: int = 0, resamp
     _check_batch(x)
     aug = aug if aug is not None else DeepAugment(sources=(source,), p_original=0.0, seed=seed)
     step = max(1, min(chunk, round(1 / resample_p)))
-    path = (cache_dir('deepaug', 'copies') / f"{cache_key}_{source}-{aug.fingerprint(source)}_s{seed}_c{step}.pt"
+    # the device type is part of the key: CPU and CUDA random streams differ
+    path = (cache_dir('deepaug', 'copies') / f"{cache_key}_{source}-{aug.fingerprint(source)}_s{seed}_c{step}_{torch.device(device).type}.pt"
             if cache_key else None)
     if path is not None and path.exists(): return torch.load(path, weights_only=True)
     partial = path.with_suffix('.partial') if path is not None else None

@@ -202,6 +202,10 @@ class PixMix:
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3):
             raise AugflatError(f"PixMix expects a uint8 Nx3xHxW batch, got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+        # on CPU a big batch goes in pieces (256 images of 32 px): its float mixing state then stays in the caches
+        piece = O.chunk_size(x, 256)
+        if len(x) > piece:
+            return torch.cat([self(x[i:i + piece], generator=generator) for i in range(0, len(x), piece)])
         g, dev, k = generator, x.device, self.k
         n, _, H, W = x.shape
         pic = self._mixing_pics(n, H, W, g, dev)

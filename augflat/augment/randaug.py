@@ -51,7 +51,7 @@ def _apply_randaug_grouped(x, op_index, sign, magnitude, num_bins, interpolation
     offset = torch.where(is_tx, -sign * int(mag['translate_x'][0]), 0) + torch.where(is_ty, -sign * int(mag['translate_y'][0]), 0)
     # the geometric group sorts by (op, sign): with fixed magnitudes each of those is ONE pixel map for all its samples
     geo_sub = torch.where(fam == 0, op_index * 2 + (sign > 0).long(), 0)
-    span = 2 * max(h, w) + 1
+    span = 2 * max(h, w) + 2 * len(RANDAUG_OPS) + 1        # one family's keys never reach the next one's
     key = fam * span + offset + geo_sub + max(h, w)
 
     def geometric_shared(xs, rows):
