@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PRESET ?= cpu
 JOBS ?= 1
 
-.PHONY: setup test test-nbs test-py reproduce smoke bench export clean-nbs
+.PHONY: setup test test-nbs test-py reproduce smoke bench export clean-nbs nbs
 
 setup: $(VENV)/.installed
 
@@ -39,3 +39,8 @@ bench: setup
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# re-execute the notebooks of nbs/ (the cells nbdev_test runs) and keep their outputs, then clean their metadata
+nbs: setup
+	$(PY) tools/run_notebooks.py --n-workers 2
+	$(BIN)/nbdev_clean

@@ -19,7 +19,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     "Appends each option's default to its help, unless there is none (None, a flag's False) or the help states it."
     def _get_help_string(self, action):
         h = action.help or ''
-        if action.default is None or action.default is False or action.default == [] or '(default' in h: return h
+        if action.default is None or action.default is False or action.default == [] or 'default' in h: return h   # the help already names its default
         return super()._get_help_string(action)
 
 class ArgumentParser(argparse.ArgumentParser):

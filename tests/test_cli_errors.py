@@ -241,7 +241,7 @@ def test_every_option_has_help_and_shows_its_default():
             assert a.help, f"augflat {name} {a.option_strings or a.dest}: no help"
             if a.option_strings and a.default not in (None, False, [], argparse.SUPPRESS):
                 h = fmt._get_help_string(a)
-                assert '%(default)' in h or '(default' in h, f"augflat {name} {a.option_strings}: default not shown"
+                assert '%(default)' in h or 'default' in h, f"augflat {name} {a.option_strings}: default not shown"
 
 
 def test_one_name_per_concept_and_old_spellings_still_work(capsys):
