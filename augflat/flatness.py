@@ -249,7 +249,7 @@ def uncertainty_record(value: float, se: float, n_draws: int, resolution: float,
                        se_target: float = SE_TARGET) -> dict:
     "The `uncertainty` entry of one flatness value (schema read by the claim deciders)."
     se = float(se) if math.isfinite(se) else math.inf
-    half = 1.96 * se + 0.5 * resolution * abs(value)
+    half = 1.96 * se + 0.5 * resolution * abs(value) if math.isfinite(value) else 0.   # an infinite value: [inf, inf]
     return dict(se=se, ci95=[value - half, value + half], n_draws=int(n_draws), resolution=float(resolution),
                 reached=bool(reached), se_target_met=bool(math.isfinite(se) and se <= se_target * abs(value)))
 

@@ -242,11 +242,12 @@ def ensure_eval(runs_dir, spec: ModelSpec, kind: str, settings: dict, device=Non
             res = dict(metrics=r['metrics'], pgd=r.get('pgd'), deviations=r.get('deviations', []), images=r['images'],
                        per_image=save_per_image(per_image_path(f), r['per_image']).name)
         elif kind == 'flatness':
-            from augflat.flatness import evaluate_flatness, flatness_kwargs
+            from augflat.flatness import evaluate_flatness, flatness_kwargs, DEVIATIONS
             # measured on the images the model was trained on (its seeded per-class subset), as the paper does
             data = subset_per_class(load_dataset(spec.dataset, 'train'), spec.subset_per_class, seed=spec.seed)
             r = evaluate_flatness(model, data, seed=spec.seed, device=device, progress=False, **flatness_kwargs(settings))
-            res = dict(metrics={k: v for k, v in r.items() if k not in ('details', 'uncertainty')}, uncertainty=r['uncertainty'])
+            res = dict(metrics={k: v for k, v in r.items() if k not in ('details', 'uncertainty')}, uncertainty=r['uncertainty'],
+                       deviations=list(DEVIATIONS))
         else: raise AugflatError(f"unknown evaluation kind {kind!r}")
     res.update(spec=asdict(spec), settings=settings, env=env_info(device), wall_s=t.s,
                deviations=sorted(set(res.get('deviations', []) + list(meta.get('deviations', [])))))
