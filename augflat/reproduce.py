@@ -27,11 +27,14 @@ def presets() -> dict: return json.loads(package_file('presets.json').read_text(
 
 POS = 'positive integer'
 _ROBUSTNESS = {'n': (POS, None), 'pgd_n': (POS, None), 'suite': ['suite entry']}
-_FLATNESS = {'n_train': (POS, None), 'metrics': ['flatness metric'], 'lpf_samples': POS, 'pacbayes_samples': POS,
-             'tol': float}
+_FLATNESS = {'n_train': (POS, None), 'metrics': ['flatness metric'], 'batch_size?': POS,   # augflat.flatness.FLATNESS_SETTINGS
+             'pacbayes_samples?': POS, 'pacbayes_max_samples?': (POS, None), 'lpf_samples?': POS,
+             'lpf_max_samples?': (POS, None), 'images_per_draw?': (POS, None), 'resolution?': float, 'se_target?': float}
 def _optional(schema: dict) -> dict: return {k.rstrip('?') + '?': v for k, v in schema.items()}
+_SCOPE = {'evidence': bool, 'why': str}    # read by part_scope: a set-up that is a demonstration at this scale
 _GROUP = {'dataset': str, 'model': 'model', 'subset_per_class': (POS, None), 'epochs': POS, 'batch_size': POS,
-          'lr': float, 'max_steps?': (POS, None), 'robustness?': _optional(_ROBUSTNESS), 'flatness?': _optional(_FLATNESS)}
+          'lr': float, 'max_steps?': (POS, None), 'robustness?': _optional(_ROBUSTNESS), 'flatness?': _optional(_FLATNESS),
+          'scope?': _SCOPE}
 PRESET_SCHEMA = {   # 'key?' is optional; (a, b): either; [x]: a list of x; dict: a mapping with these keys
     'name?': str, 'description': str, 'extends?': str, 'deviations?': [str], 'seeds': [int],
     'cifar': _GROUP, 'tiny': _GROUP,
@@ -41,7 +44,7 @@ PRESET_SCHEMA = {   # 'key?' is optional; (a, b): either; [x]: a list of x; dict
     'density': {'datasets': [str], 'n_images': POS, 'samples_per_image': POS},
     'domainbed': {'dataset': str, 'steps': POS, 'trials': POS, 'image_size': (POS, None), 'backbone': 'model',
                   'augs': ['augmentation'], 'test_envs': [int], 'lr?': float, 'checkpoint_freq?': (POS, None),
-                  'batch_size?': POS, 'max_per_domain?': (POS, None)},
+                  'batch_size?': POS, 'max_per_domain?': (POS, None), 'scope?': _SCOPE},
     'theory': {'smoke': bool},
     'aug_params?': 'mapping',        # {augmentation: {parameter: value}}, checked when the augmentation is built
     'train?': {'compile?': bool},    # device options of the trainer (GPU)
@@ -468,7 +471,7 @@ def plan(preset: dict, only=None) -> dict:
 
 # %% ../nbs/60_reproduce.ipynb #9d5288c4
 DRY_RUN = dict(train_steps=2, batch_size=8, train_per_class=2, eval_images=64, flatness_images=8, suite_images=1,
-               mc_samples=1, tol=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
+               mc_samples=1, resolution=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
                cae_steps=20, stand_ins={'cifar100': 'cifar10'})
 
 def dataset_present(name: str) -> bool:
@@ -507,8 +510,9 @@ def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
     devs.append(f"dry run: the other backbones train with {bb['augs'][0]} only (every augmentation runs in the CIFAR set-up)")
     d['robustness'].update(n=cap(d['robustness']['n'], S['suite_images']), pgd_n=cap(d['robustness']['pgd_n'], S['suite_images']))
     fl = d['flatness']
-    fl.update(n_train=cap(fl['n_train'], S['flatness_images']), lpf_samples=min(fl['lpf_samples'], S['mc_samples']),
-              pacbayes_samples=min(fl['pacbayes_samples'], S['mc_samples']), tol=max(fl['tol'], S['tol']))   # tol: bisection steps
+    mc = S['mc_samples']    # first draws and caps of the sequential Monte-Carlo; a coarser resolution: fewer bisection steps
+    fl.update(n_train=cap(fl['n_train'], S['flatness_images']), resolution=max(fl.get('resolution', 0.01), S['resolution']),
+              **{k: min(fl.get(k) or mc, mc) for k in ('lpf_samples', 'pacbayes_samples', 'lpf_max_samples', 'pacbayes_max_samples')})
     de = d['density']
     de.update(n_images=min(de['n_images'], S['eval_images']), samples_per_image=min(de['samples_per_image'], S['mc_samples']))
     db = d['domainbed']

@@ -58,7 +58,7 @@ def test_evaluate_and_flatness_write_inside_the_run_folder_for_both_path_forms(r
     for d in (a, b):                         # two runs evaluated in a row: each keeps its own result
         assert json.loads((d / 'robustness.json').read_text())['config']['checkpoint'].startswith(str(d))
     for form in (a, b / 'checkpoint.pt'):
-        r = run(['flatness', form, '--metrics', 'lpf', '--n-train', '20', '--lpf-samples', '2'], env)
+        r = run(['flatness', form, '--metrics', 'lpf', '--n-train', '20', '--lpf-samples', '2', '--max-samples', '4'], env)
         assert r.returncode == 0, r.stderr
     assert not (runs / 'flatness_seed0.json').exists(), "a run's result was written into the parent folder"
     for d in (a, b):
