@@ -269,7 +269,9 @@ def lpf(problem, sigma: float = 0.01, n_samples: int = 100, noise: str = 'filter
         inc, se = mc_mean_se(m['ce'] - m['ce0'], antithetic)
         mean = b['ce'] + inc
         if not math.isfinite(mean) or se <= se_target * abs(mean) or n >= cap: break
-        want = math.ceil(n * (se / (se_target * abs(mean))) ** 2 * 1.2 / step) * step
+        ratio = se / (se_target * abs(mean)) if mean else math.inf     # a zero LPF can never meet a relative target
+        need = n * ratio * ratio * 1.2                                  # x*x: inf, never OverflowError, on a huge ratio
+        want = cap if need >= cap else math.ceil(need / step) * step
         more = min(cap, max(want, n + step)) - n
         new = mc_losses(problem, sigma, more, start=n, **kw)
         m = {k: torch.cat([m[k], new[k]]) for k in m}; n += more
@@ -390,7 +392,8 @@ def pacbayes_flatness(problem, variant: str = 'mag_ce', seed: int = 0, progress:
         sigma = b['level']; d, se_s = _delta_method_se(b, per_draw, anti)
         rel = 2 * se_s / sigma if sigma > 0 else math.inf       # relative se of 1/σ²
         if b['reached'] and rel > cfg['se_target'] and not last:   # more draws, from a bracket around this estimate
-            n = min(cap, math.ceil(n * (rel / cfg['se_target']) ** 2 * 1.2 / step) * step)
+            need = n * (rel / cfg['se_target']) * (rel / cfg['se_target']) * 1.2    # inf (no error) when the se is
+            n = cap if need >= cap else min(cap, math.ceil(need / step) * step)      # infinite: go to the cap
             margin = min(2.5 * se_s / sigma, 0.5) if math.isfinite(se_s) else 0.5
             start = (sigma * (1 - margin), sigma * (1 + margin))
             continue

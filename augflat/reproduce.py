@@ -471,7 +471,7 @@ def plan(preset: dict, only=None) -> dict:
 
 # %% ../nbs/60_reproduce.ipynb #9d5288c4
 DRY_RUN = dict(train_steps=2, batch_size=8, train_per_class=2, eval_images=64, flatness_images=8, suite_images=1,
-               mc_samples=1, resolution=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
+               mc_samples=2, resolution=0.05, domainbed_steps=2, domainbed_images_per_domain=16, domainbed_batch_size=2,
                cae_steps=20, stand_ins={'cifar100': 'cifar10'})
 
 def dataset_present(name: str) -> bool:

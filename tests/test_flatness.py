@@ -188,7 +188,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(augflat.data, 'load_dataset', fake_load)
     ap = argparse.ArgumentParser(prog='augflat'); fl.register_cli(ap.add_subparsers())
     args = ap.parse_args(['flatness', str(tmp_path / 'checkpoint.pt'), '--metrics', 'pacbayes,lpf,eps', '--n-train', '32',
-                          '--pacbayes-samples', '2', '--lpf-samples', '3', '--quiet'])
+                          '--pacbayes-samples', '2', '--lpf-samples', '3', '--max-samples', '8', '--quiet'])
     res = args.func(args)
     assert seen['args'] == ('cifar10', 'train')
     out = capsys.readouterr().out
