@@ -183,6 +183,9 @@ def flatness_decision(unc_a: list, unc_b: list, values_a: list, values_b: list, 
     if any(u.get('reached') is False for u in unc):
         return dict(reason="a flatness search stopped before its target (the value is a bound)")
     se = lambda u: float(u['se']) if u.get('se') is not None else (u['ci95'][1] - u['ci95'][0]) / 3.92
-    r = seed_difference(values_a, [se(u) for u in unc_a], values_b, [se(u) for u in unc_b], level)
+    ses_a, ses_b = [se(u) for u in unc_a], [se(u) for u in unc_b]
+    if not all(math.isfinite(float(x)) for x in [*ses_a, *ses_b, *values_a, *values_b]):   # e.g. 2 draws: se = inf
+        return dict(reason="a flatness value or its Monte-Carlo error is infinite (too few draws to estimate it)")
+    r = seed_difference(values_a, ses_a, values_b, ses_b, level)
     if any(u.get('se_target_met') is False for u in unc): r['note'] = "a standard error above its target"
     return r

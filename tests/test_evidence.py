@@ -121,3 +121,13 @@ def test_bootstrap_on_few_images_decides_nothing():
     a, b = np.arange(10.0), np.arange(10.0) + 50
     d = paired_bootstrap(a, b, n_boot=200)
     assert d['ci'][1] < 0 and verdict(d) is None and 'too few' in d['undecided']
+
+
+def test_flatness_with_an_infinite_monte_carlo_error_is_undecided_not_an_error():
+    "Two draws can leave the delta-method se infinite (a dry run does): the claim is undecided with its reason."
+    from augflat.evidence import flatness_decision, verdict
+    inf = dict(se=float('inf'), ci95=[0., 1.], reached=True, se_target_met=False)
+    ok = dict(se=0.1, ci95=[1.8, 2.2], reached=True, se_target_met=True)
+    d = flatness_decision([inf], [ok], [3.0], [2.0])
+    assert 'infinite' in d['reason'] and verdict(d) is None
+    assert verdict(flatness_decision([ok], [ok], [3.0], [2.0]), lower_is_better=False) is True
