@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 MAX_TEXT = 6_000          # characters kept of one text output: a printed check, not a dump
-MAX_PNG_SIDE = 1_400      # pixels; larger figures are downscaled before recompression
+MAX_PNG_SIDE = 1_000      # pixels; larger figures are downscaled before recompression
+MAX_PNG_BYTES = 250_000   # a picture grid of photos above this is stored with a 256-colour palette
 
 
 def _shrink_png(data: str) -> str:
@@ -20,6 +21,8 @@ def _shrink_png(data: str) -> str:
     if max(im.size) > MAX_PNG_SIDE:
         s = MAX_PNG_SIDE / max(im.size); im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
     buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
+    if buf.tell() > MAX_PNG_BYTES:
+        buf = io.BytesIO(); im.convert('RGB').quantize(256).save(buf, format='PNG', optimize=True)
     out = base64.b64encode(buf.getvalue()).decode()
     return out if len(out) < len(data) else data
 
