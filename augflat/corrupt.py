@@ -1032,7 +1032,7 @@ def _stream_one(out_dir, manifest, mf, name, levels, clean_path, pool, progress,
             if tuple(np.load(final, mmap_mode='r').shape) == shape:
                 manifest['entries'][name] = dict(complete=True); write_json(mf, manifest); return
         except Exception: pass
-    tmp = out_dir/f".{final.name}.partial"
+    tmp = out_dir/f".{final.name}.{os.getpid()}.partial"   # per process: two jobs making the same set (same bytes) never collide
     mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=shape)
     tasks = [(kind, str(clean_path), name, lv, s, min(s + chunk_size, N), seed, table, idx[s:min(s + chunk_size, N)])
              for lv in levels for s in range(0, N, chunk_size)]
