@@ -13,17 +13,7 @@ from augflat.robustness import (C_CORRUPTIONS, CBAR_CORRUPTIONS, evaluate, save_
 from augflat.evidence import image_scores, paired_decision
 
 
-class PixelOracle(torch.nn.Module):
-    "Predicts the class written into pixel (0,0) of the red channel, so every per-image outcome is chosen by hand."
-    def __init__(self, k=10):
-        super().__init__(); self.k = k; self.p = torch.nn.Parameter(torch.zeros(()))
-    def forward(self, x):
-        return F.one_hot((x[:, 0, 0, 0] * 255).round().long().clamp(0, self.k - 1), self.k).float() + 0 * self.p
-
-
-def frames(classes, size=8):
-    x = np.full((len(classes), size, size, 3), 200, np.uint8); x[:, 0, 0, 0] = classes
-    return x
+from conftest import PixelOracle, oracle_frames as frames
 
 
 @pytest.fixture

@@ -24,18 +24,7 @@ def _have_cifar():
         return False
 
 
-class Oracle(torch.nn.Module):
-    "Predicts the class written into pixel (0,0) of the red channel: any per-frame prediction we like."
-    def __init__(self, num_classes=10):
-        super().__init__(); self.k = num_classes; self.p = torch.nn.Parameter(torch.zeros(()))
-    def forward(self, x):
-        return F.one_hot((x[:, 0, 0, 0] * 255).round().long().clamp(0, self.k - 1), self.k).float() + 0 * self.p
-
-
-def _frames(classes, size=8):
-    "uint8 NHWC images whose Oracle prediction is `classes[i]`."
-    x = np.full((len(classes), size, size, 3), 200, np.uint8); x[:, 0, 0, 0] = classes
-    return x
+from conftest import PixelOracle as Oracle, oracle_frames as _frames
 
 
 def test_c_known_answer(tmp_path):
