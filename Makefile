@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PRESET ?= cpu
-JOBS ?= 1
+JOBS ?= 2
 
 .PHONY: setup test test-nbs test-py reproduce smoke bench export clean-nbs nbs
 

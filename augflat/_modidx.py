@@ -880,8 +880,10 @@ d = { 'settings': { 'branch': 'main',
                                'augflat.train.flip_crop': ('train.html#flip_crop', 'augflat/train.py'),
                                'augflat.train.get_recipe': ('train.html#get_recipe', 'augflat/train.py'),
                                'augflat.train.load_checkpoint': ('train.html#load_checkpoint', 'augflat/train.py'),
+                               'augflat.train.native_cpu_bf16': ('train.html#native_cpu_bf16', 'augflat/train.py'),
                                'augflat.train.parse_params': ('train.html#parse_params', 'augflat/train.py'),
                                'augflat.train.predict': ('train.html#predict', 'augflat/train.py'),
                                'augflat.train.register_cli': ('train.html#register_cli', 'augflat/train.py'),
                                'augflat.train.run_folder': ('train.html#run_folder', 'augflat/train.py'),
-                               'augflat.train.train': ('train.html#train', 'augflat/train.py')}}}
+                               'augflat.train.train': ('train.html#train', 'augflat/train.py'),
+                               'augflat.train.use_cpu_bf16': ('train.html#use_cpu_bf16', 'augflat/train.py')}}}

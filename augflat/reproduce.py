@@ -26,7 +26,7 @@ __all__ = ['POS', 'PRESET_SCHEMA', 'NOTEBOOKS', 'NEEDS', 'DRY_RUN', 'presets', '
 def presets() -> dict: return json.loads(package_file('presets.json').read_text())
 
 POS = 'positive integer'
-_ROBUSTNESS = {'n': (POS, None), 'pgd_n': (POS, None), 'suite': ['suite entry']}
+_ROBUSTNESS = {'n': (POS, None), 'pgd_n': (POS, None), 'suite': ['suite entry'], 'clean_n?': (POS, None)}  # clean_n null: whole test set
 _FLATNESS = {'n_train': (POS, None), 'metrics': ['flatness metric'], 'batch_size?': POS,   # augflat.flatness.FLATNESS_SETTINGS
              'pacbayes_samples?': POS, 'pacbayes_max_samples?': (POS, None), 'lpf_samples?': POS,
              'lpf_max_samples?': (POS, None), 'images_per_draw?': (POS, None), 'resolution?': float, 'se_target?': float}
@@ -47,7 +47,7 @@ PRESET_SCHEMA = {   # 'key?' is optional; (a, b): either; [x]: a list of x; dict
                   'batch_size?': POS, 'max_per_domain?': (POS, None), 'scope?': _SCOPE},
     'theory': {'smoke': bool},
     'aug_params?': 'mapping',        # {augmentation: {parameter: value}}, checked when the augmentation is built
-    'train?': {'compile?': bool},    # device options of the trainer (GPU)
+    'train?': {'compile?': bool, 'cpu_bf16?': (bool, 'bf16 setting')},    # how the trainer runs (augflat.train.Recipe)
 }
 
 def _names(kind: str) -> list:
@@ -56,6 +56,7 @@ def _names(kind: str) -> list:
     if kind == 'augmentation': from augflat.augment.registry import list_augmentations; return list_augmentations()
     if kind == 'suite entry': from augflat.robustness import SUITE; return list(SUITE)
     if kind == 'flatness metric': from augflat.flatness import METRICS; return list(METRICS)
+    if kind == 'bf16 setting': return ['auto']
     return []
 
 def _fits(value, spec) -> bool:
@@ -188,6 +189,7 @@ class ModelSpec:
     aug_params: str = ''          # JSON of the augmentation's parameters ('' = its defaults)
     max_steps: int | None = None  # stop after this many optimizer steps (dry runs)
     compile: bool = field(default=False, compare=False)   # torch.compile (GPU): how it runs, not what it learns
+    cpu_bf16: bool | str = field(default=False, compare=False)   # Recipe.cpu_bf16; train.json records what it used
     @property
     def key(self) -> str:
         a = self.aug.replace('+', '_') + ('_jsd' if self.jsd else '') + (f"_{config_hash(self.aug_params)}" if self.aug_params else '')
@@ -203,7 +205,7 @@ def spec_for(preset: dict, group: str, aug: str, seed: int = 0, model: str | Non
     params = ap.get(aug, {}) if len(parts) == 1 else {p: ap[p] for p in parts if p in ap}   # combinations: one dict per part
     return ModelSpec(g['dataset'], model or g['model'], aug, seed, g['epochs'], g['subset_per_class'], g['batch_size'],
                      g['lr'], jsd, json.dumps(params, sort_keys=True) if params else '', g.get('max_steps'),
-                     bool(preset.get('train', {}).get('compile')))
+                     bool(preset.get('train', {}).get('compile')), preset.get('train', {}).get('cpu_bf16', False))
 
 def model_dir(runs_dir, spec: ModelSpec) -> Path: return Path(runs_dir)/'models'/spec.key
 
@@ -220,7 +222,7 @@ def ensure_model(runs_dir, spec: ModelSpec, device=None, progress=False) -> Path
     if is_trained(runs_dir, spec): return d
     tr = subset_per_class(load_dataset(spec.dataset, 'train'), spec.subset_per_class, seed=spec.seed)
     recipe = get_recipe('tinyimagenet' if spec.dataset == 'tinyimagenet' else 'cifar', epochs=spec.epochs,
-                        batch_size=spec.batch_size, lr=spec.lr, max_steps=spec.max_steps)
+                        batch_size=spec.batch_size, lr=spec.lr, max_steps=spec.max_steps, cpu_bf16=spec.cpu_bf16)
     aug, hook = build_augmentation(spec.aug, json.loads(spec.aug_params or '{}'), spec.jsd)
     train(spec.model, tr, recipe, d, aug=aug, loss_hook=hook, seed=spec.seed, device=device,
           resume=(d/'checkpoint.pt').exists(), progress=progress, meta=dict(spec=asdict(spec)),
@@ -241,7 +243,7 @@ def ensure_eval(runs_dir, spec: ModelSpec, kind: str, settings: dict, device=Non
         if kind == 'robustness':
             from augflat.robustness import evaluate
             r = evaluate(model, spec.dataset, suite=tuple(settings['suite']), n=settings.get('n'),
-                         pgd_n=settings.get('pgd_n'), seed=spec.seed, device=device)
+                         pgd_n=settings.get('pgd_n'), seed=spec.seed, device=device, clean_n=settings.get('clean_n', 'n'))
             res = dict(metrics=r['metrics'], pgd=r.get('pgd'), deviations=r.get('deviations', []), images=r['images'],
                        per_image=save_per_image(per_image_path(f), r['per_image']).name)
         elif kind == 'flatness':
@@ -489,6 +491,8 @@ def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
     "Preset `cfg` named '<name>-dry' with every setting kept and only sizes truncated to `sizes` (`DRY_RUN`)."
     S = {**DRY_RUN, **(sizes or {})}
     cap = lambda v, m: m if v is None else min(v, m)
+    def cap_suite(r):   # an absent clean_n stays absent: it means "as many as n"
+        r.update({k: cap(r.get(k), S['suite_images']) for k in ('n', 'pgd_n', 'clean_n') if k in r or k != 'clean_n'})
     d = json.loads(json.dumps(cfg)); name = cfg['name']
     devs = list(d.get('deviations', [])) + [f"dry run of preset {name}: every setting, truncated sizes; the numbers "
                                             "test the code paths, not the paper"]
@@ -500,7 +504,7 @@ def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
         grp.update(epochs=1, max_steps=S['train_steps'], batch_size=min(grp['batch_size'], S['batch_size']),
                    subset_per_class=cap(grp['subset_per_class'], S['train_per_class']))
         if 'robustness' in grp:
-            grp['robustness'].update({k: cap(grp['robustness'].get(k), S['suite_images']) for k in ('n', 'pgd_n')})
+            cap_suite(grp['robustness'])
         if 'flatness' in grp: grp['flatness']['n_train'] = cap(grp['flatness'].get('n_train'), S['flatness_images'])
         ds = grp['dataset']
         if ds in S['stand_ins'] and not dataset_present(ds):
@@ -508,7 +512,7 @@ def dry_run(cfg: dict, sizes: dict | None = None) -> dict:
             devs.append(f"dry run: {ds} is absent here, the {g} set-up runs on {grp['dataset']} (same resolution)")
     bb = d['backbones']; bb['augs'] = bb.get('augs', d['augs'])[:1]
     devs.append(f"dry run: the other backbones train with {bb['augs'][0]} only (every augmentation runs in the CIFAR set-up)")
-    d['robustness'].update(n=cap(d['robustness']['n'], S['suite_images']), pgd_n=cap(d['robustness']['pgd_n'], S['suite_images']))
+    cap_suite(d['robustness'])
     fl = d['flatness']
     mc = S['mc_samples']    # first draws and caps of the sequential Monte-Carlo; a coarser resolution: fewer bisection steps
     fl.update(n_train=cap(fl['n_train'], S['flatness_images']), resolution=max(fl.get('resolution', 0.01), S['resolution']),

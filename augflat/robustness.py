@@ -392,13 +392,14 @@ def _p_types(reference_eval: bool):
 
 def evaluate(model: nn.Module, dataset='cifar10', suite=SUITE, n: int | None = None, c_dir=None, p_dir=None,
              cbar_dir=None, pgd: dict | None = None, pgd_n: int | None = 500, p_reference_eval: bool = False,
-             batch_size: int = 256, device=None, seed: int = 0, progress: bool = False) -> dict:
+             batch_size: int = 256, device=None, seed: int = 0, progress: bool = False, clean_n: int | str | None = 'n') -> dict:
     """Run the robustness `suite` on `model`; returns {config, metrics, pgd, sets, deviations, images, per_image,
     wall_s}: `per_image` holds numpy arrays (per-image correctness, per-sequence flips, the test-set indices of each
     set, see `save_per_image`), `images` what was chosen and its hash, so two results can be checked to pair.
     `dataset` is a name (test split via augflat.data) or an ImageSet test set; `n` limits images per set
     (None = all); `pgd` maps 'linf'/'l2' to dict(eps, step, steps, random_start) (default: the dataset family's
-    preset); `pgd_n` images are attacked (PGD is the slow part)."""
+    preset); `pgd_n` images are attacked (PGD is the slow part); `clean_n` images give the clean accuracy ('n': as
+    many as `n`; None: the whole test set, which is cheap and decides clean-error differences best)."""
     suite = [s.strip() for s in (suite.split(',') if isinstance(suite, str) else suite) if s.strip()]
     bad = [s for s in suite if s not in SUITE]
     if bad: raise AugflatError(f"unknown suite entries {bad}", f"choose from {','.join(SUITE)}")
@@ -417,11 +418,12 @@ def evaluate(model: nn.Module, dataset='cifar10', suite=SUITE, n: int | None = N
     balanced = 'class-balanced (augflat.corrupt.select_subset)'
     given_rows = 'the first rows of the given files (released files keep test-set order)'
     if 'clean' in suite:
-        correct = predict(model, test_set.x[chosen], batch_size, device) == np.asarray(test_set.y[chosen])
+        clean_idx = chosen if clean_n == 'n' else eval_indices(test_set.y, clean_n)
+        correct = predict(model, test_set.x[clean_idx], batch_size, device) == np.asarray(test_set.y[clean_idx])
         metrics['clean_acc'] = 100.0 * float(correct.mean())
         metrics['clean_err'] = 100.0 - metrics['clean_acc']
         metrics['clean_n'] = len(correct)
-        per_image['clean/correct'] = correct; record('clean', chosen, balanced)
+        per_image['clean/correct'] = correct; record('clean', clean_idx, balanced)
     for kind, given, names in (('c', c_dir, C_CORRUPTIONS), ('cbar', cbar_dir, CBAR_CORRUPTIONS)):
         if kind not in suite: continue
         d = Path(given) if given else _generated_dir(name, kind, names, n, seed, progress=progress)

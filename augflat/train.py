@@ -16,9 +16,10 @@ from .data import ImageSet, load_dataset, subset_per_class
 from .models import get_model
 
 # %% auto #0
-__all__ = ['RECIPES', 'EVAL_SUBSET_PER_CLASS', 'Recipe', 'get_recipe', 'cosine_lr', 'flip_crop', 'predict', 'evaluate_accuracy',
-           'checkpoint_file', 'run_folder', 'load_checkpoint', 'config_differences', 'NonFiniteLoss',
-           'TrainingInterrupted', 'train', 'parse_params', 'build_augmentation', 'register_cli']
+__all__ = ['RECIPES', 'EVAL_SUBSET_PER_CLASS', 'Recipe', 'get_recipe', 'native_cpu_bf16', 'use_cpu_bf16', 'cosine_lr',
+           'flip_crop', 'predict', 'evaluate_accuracy', 'checkpoint_file', 'run_folder', 'load_checkpoint',
+           'config_differences', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'parse_params', 'build_augmentation',
+           'register_cli']
 
 # %% ../nbs/40_train.ipynb #1045e17d
 @dataclass
@@ -34,7 +35,7 @@ class Recipe:
     flip: bool = True
     crop_pad: int = 4
     eval_batch_size: int = 512
-    cpu_bf16: bool = False        # on CPU: bf16 autocast + channels_last (benchmarks/train_throughput/bf16_cpu.py)
+    cpu_bf16: bool | str = False  # on CPU: bf16 autocast + channels_last; 'auto': only where the CPU has bf16 instructions
     max_steps: int | None = None  # stop after this many optimizer steps (dry runs); the cosine schedule spans them
 
 RECIPES = {
@@ -53,7 +54,18 @@ def get_recipe(name_or_recipe='cifar', **overrides) -> Recipe:
     for k in ('epochs', 'batch_size', 'eval_batch_size'):
         if not (isinstance(getattr(r, k), int) and getattr(r, k) >= 1): raise AugflatError(f"recipe {k} must be an integer >= 1, got {getattr(r, k)!r}")
     if not r.lr > 0: raise AugflatError(f"recipe lr must be > 0, got {r.lr!r}")
+    if r.cpu_bf16 not in (True, False, 'auto'): raise AugflatError(f"recipe cpu_bf16 must be true, false or 'auto', got {r.cpu_bf16!r}")
     return r
+
+def native_cpu_bf16() -> bool:
+    "Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); without them PyTorch emulates bf16 slowly."
+    try: flags = set(Path('/proc/cpuinfo').read_text().split())
+    except OSError: return False
+    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+def use_cpu_bf16(setting) -> bool:
+    "The recipe's `cpu_bf16` resolved on this machine."
+    return native_cpu_bf16() if setting == 'auto' else bool(setting)
 
 # %% ../nbs/40_train.ipynb #9f82cfc5
 def cosine_lr(step: int, total_steps: int, lr: float, lr_end: float) -> float:
@@ -191,7 +203,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
         if world > 1 and rank == 0: dist.barrier()
     torch.manual_seed(derive_seed(seed, 'init'))     # initialization and dropout draw from the (checkpointed) global RNG
     net = get_model(model, train_set.num_classes, **(model_kwargs or {})).to(dev)
-    cpu_bf16 = dev.type == 'cpu' and recipe.cpu_bf16
+    cpu_bf16 = dev.type == 'cpu' and use_cpu_bf16(recipe.cpu_bf16)
     if dev.type == 'cuda' or cpu_bf16: net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay)
@@ -302,7 +314,7 @@ def train(model: str, train_set: ImageSet, recipe: Recipe | str = 'cifar', out_d
     if rank == 0 and final_test_set is not None:
         ev = evaluate_accuracy(net, final_test_set, recipe.eval_batch_size, dev)
         final.update(final_test_acc=ev['acc'], final_test_loss=ev['loss'], final_test_n=ev['n'])
-    if rank == 0: write_json(out/'train.json', dict(meta=dict(run_meta, world_size=world), final=final, env=env_info(dev)))
+    if rank == 0: write_json(out/'train.json', dict(meta=dict(run_meta, world_size=world, precision='bf16' if cpu_bf16 or dev.type == 'cuda' else 'fp32'), final=final, env=env_info(dev)))
     return final
 
 # %% ../nbs/40_train.ipynb #e64531b0

@@ -170,3 +170,21 @@ def test_gpu_preset_options_reach_the_trainer(tmp_path, monkeypatch):
     from augflat.reproduce import ensure_model
     ensure_model(tmp_path, spec, 'cpu')
     assert seen['compile'] is False and seen['aug'] is not None and seen['loss_hook'] is not None
+
+
+def test_cpu_bf16_setting_reaches_the_recipe(tmp_path, monkeypatch):
+    "The preset's train.cpu_bf16 ('auto': only on a CPU with bf16 instructions) reaches the trainer's recipe; it is how, not what."
+    import augflat.train
+    from augflat.core import AugflatError
+    cfg = load_preset('cpu')
+    spec = spec_for(cfg, 'cifar', 'none')
+    assert spec.cpu_bf16 == 'auto' and spec.key == spec_for(load_preset('cpu', ['train.cpu_bf16=false']), 'cifar', 'none').key
+    with pytest.raises(AugflatError, match='train.cpu_bf16'): load_preset('cpu', ['train.cpu_bf16=sometimes'])
+    seen = {}
+    monkeypatch.setattr(augflat.train, 'train', lambda *a, **kw: seen.update(recipe=a[2]))
+    from augflat.data import ImageSet
+    monkeypatch.setattr('augflat.reproduce.load_dataset',
+                        lambda *a, **kw: ImageSet(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.arange(4) % 2, ['a', 'b']))
+    from augflat.reproduce import ensure_model
+    ensure_model(tmp_path, spec, 'cpu')
+    assert seen['recipe'].cpu_bf16 == 'auto' and seen['recipe'].epochs == cfg['cifar']['epochs']

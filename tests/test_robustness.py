@@ -169,3 +169,18 @@ def test_evaluate_real_cifar(small_cifar_model, tmp_path):
     assert res['pgd']['linf']['eps'] == PGD_PRESETS['cifar']['linf']['eps'] and res['pgd']['l2']['steps'] == 7
     assert m['pgd_linf_err'] >= m['clean_err'] - 20   # attack on a different random subset, same size
     print(format_table(res))
+
+
+def test_clean_n_scores_its_own_images(small_cifar_model):
+    "`clean_n`: the clean accuracy on its own class-balanced images (None: the whole test set), the other sets keep `n`."
+    from augflat.data import load_dataset
+    from augflat.robustness import eval_indices
+    te = load_dataset('cifar10', 'test')
+    same = evaluate(small_cifar_model, te, suite='clean', n=20, device='cpu')
+    own = evaluate(small_cifar_model, te, suite='clean', n=20, clean_n=200, device='cpu')
+    assert same['metrics']['clean_n'] == 20 and own['metrics']['clean_n'] == 200
+    idx = eval_indices(te.y, 200)
+    assert np.array_equal(own['per_image']['clean/index'], idx)
+    assert own['metrics']['clean_acc'] == pytest.approx(accuracy(small_cifar_model, te.x[idx], te.y[idx]))
+    every = evaluate(small_cifar_model, te, suite='clean', n=20, clean_n=None, device='cpu')
+    assert every['metrics']['clean_n'] == len(te)
