@@ -728,6 +728,8 @@ def render_report(runs_dir) -> Path:
         if name not in results: continue
         res = results[name]
         L += [f"## {res['title']}", '', table_markdown(res), '']
+        executed = Path('notebooks')/NOTEBOOKS[name][0]       # the executed copy that made this result, with its outputs
+        if (runs_dir/executed).exists(): L += [f"Made by [{executed}]({executed}) (executed, with its outputs).", '']
         for n in res.get('notes', []): L.append(f"- {n}")
         for fig in res.get('figures', []): L.append(f"![{Path(fig).name}]({fig})")
         L.append('')

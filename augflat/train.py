@@ -142,14 +142,17 @@ def load_checkpoint(path, device='cpu'):
     return model.to(get_device(device)).eval(), meta
 
 # %% ../nbs/40_train.ipynb #0ea58c72
-_NOT_RUN_CONFIG = ('deviations',)              # derived from the code version, not chosen by the user
+# derived from the code version, or how a run computes (precision, compilation), not what it learns
+_NOT_RUN_CONFIG = ('deviations', 'recipe.cpu_bf16', 'spec.cpu_bf16', 'spec.compile')
+_ADDED_LATER = {'recipe.max_steps': None, 'spec.max_steps': None}    # newer than some checkpoints: absent there means this value
 
 def config_differences(old: dict, new: dict, prefix: str = '') -> list[str]:
     "'key (old -> new)' for every run-configuration entry that differs (nested dicts as 'recipe.lr')."
     out = []
     for k in [*old, *(k for k in new if k not in old)]:
-        if k in _NOT_RUN_CONFIG: continue
-        a, b = old.get(k), new.get(k)
+        path = prefix + k
+        if path in _NOT_RUN_CONFIG: continue
+        a, b = old.get(k, _ADDED_LATER.get(path)), new.get(k, _ADDED_LATER.get(path))
         if isinstance(a, dict) and isinstance(b, dict): out += config_differences(a, b, f"{prefix}{k}.")
         elif a != b: out.append(f"{prefix}{k} ({a!r} -> {b!r})")
     return out

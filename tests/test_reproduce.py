@@ -55,6 +55,7 @@ def test_smoke_pipeline_killed_resumed_and_skipped(tmp_path, cli_env):
         assert res['rows'] and res['env']['torch'] and res['wall_s'] is not None, name
         assert res['title'] in report
         assert (runs/'smoke'/'notebooks'/NOTEBOOKS[name][0]).exists()       # executed copy under runs/
+        assert f"(notebooks/{NOTEBOOKS[name][0]})" in report                  # linked from the report
     assert 'Claims checked' in report and ('held' in report)
     assert (runs/'smoke'/'figures'/'figure2_ecdf.png').exists()
     assert (runs/'smoke'/'tables'/'table3.csv').exists()

@@ -16,7 +16,12 @@ import torch, torch.nn.functional as F
 from augflat.core import env_info, write_json
 from augflat.data import load_dataset, subset_per_class
 from augflat.models import get_model
-from augflat.train import flip_crop, cosine_lr
+from augflat.train import flip_crop, cosine_lr, native_cpu_bf16
+
+
+def _cpu_model():
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return 'unknown'
 
 
 def make(model_name, bf16, seed=0):
@@ -108,9 +113,10 @@ def main():
     tr = subset_per_class(load_dataset('cifar10', 'train'), 500, seed=0)
     te = subset_per_class(load_dataset('cifar10', 'test'), -(-max(a.eval_images, a.accuracy_test) // 10), seed=0)  # the file is sorted by class
     x, y, xt, yt = tr.x, tr.y, te.x, te.y
-    print(f"torch {torch.__version__}, {a.threads} thread(s), bf16 supported by the CPU backend: "
-          f"{torch.backends.mkldnn.is_available()} / load average {os.getloadavg()}", flush=True)
-    result = dict(config=vars(a), env=env_info('cpu'), load_before=os.getloadavg(), throughput={})
+    cpu = dict(model=_cpu_model(), native_bf16=native_cpu_bf16())   # without bf16 instructions PyTorch emulates bf16
+    print(f"torch {torch.__version__}, {a.threads} thread(s), CPU {cpu['model']}, bf16 instructions (AVX512-BF16/AMX): "
+          f"{cpu['native_bf16']} / load average {os.getloadavg()}", flush=True)
+    result = dict(config=vars(a), env=env_info('cpu'), cpu=cpu, load_before=os.getloadavg(), throughput={})
     for m in [s for s in a.models.split(',') if s]:
         r = throughput(m, x, y, xt, yt, a); result['throughput'][m] = r
         print(f"{m:>14}: train fp32 {r['img_per_s']['fp32']['train']:7.1f} img/s, bf16 {r['img_per_s']['bf16']['train']:7.1f} "
