@@ -19,8 +19,8 @@ __all__ = ['POS', 'PRESET_SCHEMA', 'NOTEBOOKS', 'NEEDS', 'DRY_RUN', 'presets', '
            'noise_margin', 'metric_rows', 'compare', 'all_hold', 'beats', 'decide', 'judge', 'decide_statistic',
            'part_scope', 'table_models', 'plan', 'dataset_present', 'data_notes', 'dry_run', 'claim', 'write_result',
            'collect_deviations', 'paper_dir', 'result_done', 'notebook_waves', 'run_notebook', 'InlineExecutor',
-           'run_jobs', 'make_executor', 'reproduce', 'table_markdown', 'table_csv', 'sample_size_lines',
-           'render_report', 'register_cli']
+           'run_jobs', 'worker_threads', 'make_executor', 'reproduce', 'table_markdown', 'table_csv',
+           'sample_size_lines', 'render_report', 'register_cli']
 
 # %% ../nbs/60_reproduce.ipynb #1085625c
 def presets() -> dict: return json.loads(package_file('presets.json').read_text())
@@ -615,6 +615,15 @@ def run_jobs(ex: Executor, fn, arg_tuples):
     from concurrent.futures import as_completed
     for f in as_completed([ex.submit(fn, *args) for args in arg_tuples]): yield f.result()
 
+def _pool_worker_threads(threads: int):
+    "Process-pool initializer: `threads` intra-op threads in the worker and in the notebook kernels it starts."
+    os.environ['OMP_NUM_THREADS'] = str(threads)
+    torch.set_num_threads(threads)
+
+def worker_threads(jobs: int) -> int:
+    "Threads per job so that `jobs` parallel jobs share the cores instead of each taking them all (OMP_NUM_THREADS wins)."
+    return int(os.environ.get('OMP_NUM_THREADS') or max(1, (os.cpu_count() or 1) // jobs))
+
 def make_executor(jobs: int = 1, kind: str = 'process', scheduler: str | None = None, retries: int = 2) -> Executor:
     """An executor for the run's jobs. 'dask' connects to the dask.distributed scheduler at `scheduler` (e.g.
     'tcp://head:8786'; workers started with one thread each, one per GPU, take one job at a time), or starts a local
@@ -622,7 +631,7 @@ def make_executor(jobs: int = 1, kind: str = 'process', scheduler: str | None = 
     rescheduled by dask on another worker, and resumes from the model's last epoch checkpoint."""
     if scheduler and kind != 'dask': raise AugflatError("--scheduler needs --executor dask")
     if jobs <= 1 and kind == 'process': return InlineExecutor()
-    if kind == 'process': return ProcessPoolExecutor(max_workers=jobs)
+    if kind == 'process': return ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker_threads, initargs=(worker_threads(jobs),))
     if kind == 'thread': return ThreadPoolExecutor(max_workers=jobs)
     if kind == 'dask':
         try: from dask.distributed import Client
