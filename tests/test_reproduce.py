@@ -189,3 +189,19 @@ def test_cpu_bf16_setting_reaches_the_recipe(tmp_path, monkeypatch):
     from augflat.reproduce import ensure_model
     ensure_model(tmp_path, spec, 'cpu')
     assert seen['recipe'].cpu_bf16 == 'auto' and seen['recipe'].epochs == cfg['cifar']['epochs']
+
+
+def _threads_here():
+    return torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS')
+
+
+def test_process_pool_jobs_share_the_cores(monkeypatch):
+    "--jobs N: each worker takes cpu_count/N threads (and tells the kernels it starts), so jobs do not oversubscribe."
+    from augflat.reproduce import worker_threads
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    want = max(1, (os.cpu_count() or 1) // 2)
+    assert worker_threads(2) == want and worker_threads(10_000) == 1
+    with make_executor(2) as ex:
+        assert ex.submit(_threads_here).result() == (want, str(want))
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    assert worker_threads(2) == 3          # the user's choice wins
